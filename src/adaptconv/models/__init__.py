@@ -1,0 +1,33 @@
+"""SCNet and RedNet classifiers and backbones, their configurations and official checkpoints."""
+
+from .checkpoint import CheckpointError, load_official_checkpoint, official_key_map, official_state_dict, read_checkpoint
+from .factory import create_model, list_models
+from .pretrained import PRETRAINED, PretrainedConfig, get_pretrained_config
+from .rednet import InvolutionBottleneck, RedNet, rednet26, rednet38, rednet50, rednet101, rednet152
+from .scnet import SCBottleneck, SCNet, scnet50, scnet50_v1d, scnet101, scnet101_v1d
+
+__all__ = [
+    "PRETRAINED",
+    "CheckpointError",
+    "InvolutionBottleneck",
+    "PretrainedConfig",
+    "RedNet",
+    "SCBottleneck",
+    "SCNet",
+    "create_model",
+    "get_pretrained_config",
+    "list_models",
+    "load_official_checkpoint",
+    "official_key_map",
+    "official_state_dict",
+    "read_checkpoint",
+    "rednet26",
+    "rednet38",
+    "rednet50",
+    "rednet101",
+    "rednet152",
+    "scnet50",
+    "scnet50_v1d",
+    "scnet101",
+    "scnet101_v1d",
+]

@@ -1,0 +1,215 @@
+"""Official checkpoints: read them safely, map their key names to ours and back, load them strictly.
+
+Accepted files: a plain state_dict; ``{'state_dict': ...}`` or ``{'model': ...}`` wrappers; mmcls files
+(``meta`` + ``state_dict`` with ``backbone.``/``head.fc.`` keys); ``module.`` prefixes from DataParallel/DDP; and
+state_dicts in our own key names. Files are read with ``torch.load(weights_only=True)``: a file that needs
+arbitrary unpickling is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import re
+import socket
+from collections import OrderedDict, defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.error import URLError
+from urllib.parse import urlparse
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+__all__ = [
+    "CheckpointError",
+    "load_official_checkpoint",
+    "official_key_map",
+    "official_state_dict",
+    "read_checkpoint",
+]
+
+#: seconds to wait for a download server before giving up (a machine with no network fails at once or then)
+DOWNLOAD_TIMEOUT_S = float(os.environ.get("ADAPTCONV_DOWNLOAD_TIMEOUT", "20"))
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,64})\.")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read, or does not fit the model."""
+
+
+def official_key_map(model: nn.Module) -> dict[str, str]:
+    """Our state_dict key -> the official key, for every entry of ``model.state_dict()``."""
+    rules = getattr(model, "official_key_rules", None)
+    if rules is None:
+        raise TypeError(f"{type(model).__name__} is not an adaptconv SCNet/RedNet classifier")
+    mapping = {}
+    for key in model.state_dict():
+        official = key
+        for pattern, repl in rules:
+            official = re.sub(pattern, repl, official, count=1)
+        mapping[key] = official
+    return mapping
+
+
+def official_state_dict(model: nn.Module) -> OrderedDict[str, Tensor]:
+    """``model``'s weights under the official key names and shapes (``scnet.py``, or mmcls for RedNet)."""
+    mapping = official_key_map(model)
+    return OrderedDict((mapping[k], v) for k, v in model.state_dict().items())
+
+
+def _torch_load(path: str | os.PathLike) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"{path} stores Python objects besides tensors, and loading it would need unsafe unpickling (it could "
+            "run code). adaptconv only reads such files with weights_only=True. If you trust the file, load it "
+            "yourself with torch.load(path, weights_only=False) and pass the resulting state_dict instead.\n"
+            f"(torch said: {str(e).splitlines()[0]})"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {e}") from None
+
+
+def _sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _download(url: str, file_name: str | None, sha256_prefix: str | None, cache_dir: str | None) -> Path:
+    """Fetch ``url`` into torch.hub's checkpoint cache (or ``cache_dir``) unless already there; check its hash."""
+    name = file_name or os.path.basename(urlparse(url).path)
+    folder = Path(cache_dir) if cache_dir else Path(torch.hub.get_dir()) / "checkpoints"
+    target = folder / name
+    if sha256_prefix is None:
+        m = _HASH_IN_NAME.search(name)
+        sha256_prefix = m.group(1) if m else None
+    if not target.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+        try:
+            torch.hub.download_url_to_file(url, str(target), hash_prefix=sha256_prefix, progress=False)
+        except (URLError, OSError) as e:
+            raise CheckpointError(
+                f"could not download {url} ({e}). With no network, download the file by hand and either put it at "
+                f"{target} or pass its path (pretrained='/path/to/{name}')."
+            ) from None
+        except RuntimeError as e:  # torch.hub's hash mismatch
+            raise CheckpointError(f"{url}: {e}; the download was discarded") from None
+        finally:
+            socket.setdefaulttimeout(previous)
+    elif sha256_prefix and not _sha256(target).startswith(sha256_prefix):
+        raise CheckpointError(
+            f"{target} does not match the expected SHA-256 prefix {sha256_prefix}: it is not the official file or is "
+            "damaged. Delete it and download it again."
+        )
+    return target
+
+
+def read_checkpoint(
+    source: str | os.PathLike | Mapping[str, Tensor],
+    *,
+    file_name: str | None = None,
+    sha256_prefix: str | None = None,
+    cache_dir: str | None = None,
+) -> dict[str, Tensor]:
+    """A flat state_dict from a path, an http(s):// or file:// URL (through torch.hub's cache, hash-checked), or an
+    in-memory dict; wrappers (``state_dict``, ``model``) and ``module.`` prefixes are removed."""
+    if isinstance(source, Mapping):
+        obj = source
+    else:
+        text = os.fspath(source)
+        if urlparse(text).scheme in ("http", "https", "file"):
+            obj = _torch_load(_download(text, file_name, sha256_prefix, cache_dir))
+        elif not os.path.isfile(text):
+            raise CheckpointError(f"checkpoint file not found: {text}")
+        else:
+            obj = _torch_load(text)
+    for wrapper in ("state_dict", "model"):
+        if isinstance(obj, Mapping) and isinstance(obj.get(wrapper), Mapping):
+            obj = obj[wrapper]
+    if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise CheckpointError("the checkpoint does not hold a state_dict (a mapping of names to tensors)")
+    state = dict(obj)
+    while state and all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def _group(keys) -> list[str]:
+    """Collapse block indices so that 'layer3.4.bn1.weight' and 'layer3.5.bn1.weight' count as one pattern."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for k in keys:
+        groups[re.sub(r"\.\d+\.", ".*.", k)].append(k)
+    lines = [f"  {pattern}  ({len(ks)} key{'s' if len(ks) > 1 else ''}, e.g. {ks[0]})" for pattern, ks in groups.items()]
+    if len(lines) > 12:
+        lines = lines[:12] + [f"  ... and {len(lines) - 12} more patterns"]
+    return lines
+
+
+def to_model_keys(model: nn.Module, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Rename an official (or our own) state_dict to ``model``'s key names. Unknown keys are kept as they are,
+    so that ``check_state_dict`` can report them."""
+    ours = official_key_map(model)
+    if set(state) & set(ours) and not set(state) & set(ours.values()) - set(ours):
+        return dict(state)  # already in our names
+    back = {official: key for key, official in ours.items()}
+    return {back.get(k, k): v for k, v in state.items()}
+
+
+def check_state_dict(model: nn.Module, state: Mapping[str, Tensor], skip: tuple[str, ...] = ()) -> None:
+    """Raise a CheckpointError that lists missing, unexpected and mis-shaped keys, grouped by pattern."""
+    expected = {k: v.shape for k, v in model.state_dict().items() if not k.startswith(skip)}
+    given = {k: v for k, v in state.items() if not k.startswith(skip)}
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    wrong = [
+        f"{k}: checkpoint {tuple(given[k].shape)} vs model {tuple(expected[k])}"
+        for k in expected
+        if k in given and given[k].shape != expected[k]
+    ]
+    if not (missing or unexpected or wrong):
+        return
+    parts = [f"the checkpoint does not fit {type(model).__name__}:"]
+    if missing:
+        parts += [f"missing ({len(missing)} keys the model needs):", *_group(missing)]
+    if unexpected:
+        parts += [f"unexpected ({len(unexpected)} keys the model does not have):", *_group(unexpected)]
+    if wrong:
+        parts += [f"wrong shape ({len(wrong)} keys):", *("  " + w for w in wrong[:12])]
+        if len(wrong) > 12:
+            parts.append(f"  ... and {len(wrong) - 12} more")
+    parts.append("Is it a checkpoint of this model variant (depth, v1d or not, num_classes, in_chans)?")
+    raise CheckpointError("\n".join(parts))
+
+
+def load_official_checkpoint(
+    model: nn.Module,
+    source: str | os.PathLike | Mapping[str, Tensor],
+    *,
+    sha256_prefix: str | None = None,
+    cache_dir: str | None = None,
+) -> nn.Module:
+    """Load an official (or our own) checkpoint into ``model`` strictly: every key used, every tensor filled.
+
+    Args:
+        model: an adaptconv SCNet or RedNet classifier.
+        source: a file path, an http(s):// or file:// URL (downloaded into torch.hub's cache; a hash in the file
+            name, ``name-<sha256 prefix>.pth``, or ``sha256_prefix`` is checked), or a state_dict.
+        sha256_prefix: expected start of the file's SHA-256.
+        cache_dir: where downloads go instead of ``<torch.hub dir>/checkpoints``.
+
+    Returns:
+        ``model``, with the weights loaded.
+    """
+    state = to_model_keys(model, read_checkpoint(source, sha256_prefix=sha256_prefix, cache_dir=cache_dir))
+    check_state_dict(model, state)
+    model.load_state_dict(state, strict=True)
+    return model

@@ -1,0 +1,179 @@
+"""RedNet (Li et al., "Involution: Inverting the Inherence of Convolution for Visual Recognition", CVPR 2021).
+
+A ResNet whose bottleneck 3x3 convs are replaced by 7x7 involutions, with a stem of conv 3x3/2 -> involution 3x3
+-> conv 3x3. The network is timm's ``ResNet`` with this block and stem; official (mmcls) checkpoints are mapped by
+``official_key_rules``.
+"""
+
+from __future__ import annotations
+
+import torch.nn as nn
+from timm.models import register_model
+from timm.models.resnet import ResNet
+from torch import Tensor
+
+from ..ops import Involution2d
+from ..ops._layers import LayerType, conv_norm_act
+from ._blocks import check_block_options, place
+from ._builder import build_model, timm_default_cfgs
+
+__all__ = ["InvolutionBottleneck", "RedNet", "rednet_stem"]
+
+
+class InvolutionBottleneck(nn.Module):
+    """RedNet bottleneck: 1x1 conv -> K x K involution (carries the stride) -> 1x1 conv to ``planes * 4``."""
+
+    expansion = 4
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        cardinality: int = 1,
+        base_width: int = 64,
+        reduce_first: int = 1,
+        dilation: int = 1,
+        first_dilation: int | None = None,
+        act_layer: type[nn.Module] = nn.ReLU,
+        norm_layer: type[nn.Module] = nn.BatchNorm2d,
+        attn_layer: type[nn.Module] | None = None,
+        aa_layer: type[nn.Module] | None = None,
+        drop_block: nn.Module | None = None,
+        drop_path: nn.Module | None = None,
+        kernel_size: int = 7,
+        group_channels: int = 16,
+        reduction: int = 4,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        check_block_options("InvolutionBottleneck", cardinality, reduce_first, aa_layer, attn_layer)
+        width = int(planes * base_width / 64)
+        self.conv1 = nn.Conv2d(inplanes, width, 1, bias=False)
+        self.bn1 = norm_layer(width)
+        self.conv2 = Involution2d(
+            width, kernel_size, stride, dilation=first_dilation or dilation, group_channels=group_channels,
+            reduction=reduction, norm_layer=norm_layer, act_layer=act_layer,
+        )  # fmt: skip
+        self.bn2 = norm_layer(width)
+        self.conv3 = nn.Conv2d(width, planes * self.expansion, 1, bias=False)
+        self.bn3 = norm_layer(planes * self.expansion)
+        self.act = act_layer(inplace=True)
+        self.drop_block = drop_block if drop_block is not None else nn.Identity()
+        self.downsample = downsample
+        self.drop_path = drop_path if drop_path is not None else nn.Identity()
+        place(self, device, dtype)
+
+    def zero_init_last(self) -> None:
+        """Zero the last BN (scale and shift), as the official ``zero_init_residual``."""
+        nn.init.zeros_(self.bn3.weight)
+        nn.init.zeros_(self.bn3.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.act(self.bn1(self.conv1(x)))
+        out = self.act(self.bn2(self.conv2(out)))
+        out = self.drop_block(self.bn3(self.conv3(out)))
+        return self.act(self.drop_path(out) + shortcut)
+
+
+def rednet_stem(
+    in_chans: int,
+    out_channels: int = 64,
+    kernel_size: int = 3,
+    norm_layer: LayerType = nn.BatchNorm2d,
+    act_layer: LayerType = nn.ReLU,
+) -> nn.Sequential:
+    """RedNet stem, stride 2: conv 3x3/2 (width out/2) -> involution K x K -> norm -> act -> conv 3x3 (width out).
+
+    K is 3 in the classification code and its checkpoints (7 in the official detection/segmentation copies).
+    """
+    mid = out_channels // 2
+    return nn.Sequential(
+        conv_norm_act(in_chans, mid, 3, 2, norm_layer, act_layer),
+        Involution2d(mid, kernel_size, norm_layer=norm_layer, act_layer=act_layer),
+        norm_layer(mid),
+        act_layer(inplace=True),
+        conv_norm_act(mid, out_channels, 3, 1, norm_layer, act_layer),
+    )
+
+
+class RedNet(ResNet):
+    """RedNet: timm's ``ResNet`` with ``InvolutionBottleneck`` blocks and the RedNet stem in place of ``conv1``.
+
+    As in the official code, the last BN of every block starts at zero and the classifier at N(0, 0.01).
+    """
+
+    # Our names -> official mmcls ImageClassifier names (applied in order, first match of each rule).
+    official_key_rules: tuple[tuple[str, str], ...] = (
+        (r"\.reduce\.", ".conv1."),
+        (r"\.span\.", ".conv2.conv."),
+        (r"^conv1\.", "backbone.stem."),
+        (r"^fc\.", "head.fc."),
+        (r"^(?!backbone\.|head\.)", "backbone."),
+    )
+
+    def __init__(
+        self,
+        layers: tuple[int, ...],
+        in_chans: int = 3,
+        stem_kernel_size: int = 3,
+        zero_init_last: bool = True,
+        norm_layer: LayerType = nn.BatchNorm2d,
+        act_layer: LayerType = nn.ReLU,
+        **kwargs,
+    ) -> None:
+        super().__init__(
+            block=InvolutionBottleneck, layers=layers, in_chans=in_chans, norm_layer=norm_layer, act_layer=act_layer,
+            zero_init_last=zero_init_last, **kwargs,
+        )  # fmt: skip
+        stem = rednet_stem(in_chans, 64, stem_kernel_size, norm_layer=norm_layer, act_layer=act_layer)
+        self.conv1 = place(stem, kwargs.get("device"), kwargs.get("dtype"))
+        self.bn1 = nn.Identity()
+        self.act1 = nn.Identity()
+        self.init_weights(zero_init_last=zero_init_last)
+
+    def init_weights(self, zero_init_last: bool = True) -> None:
+        """kaiming_normal (fan_out) convs with zero bias, BN 1/0, zero last BN, classifier N(0, 0.01)."""
+        super().init_weights(zero_init_last=zero_init_last)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+        if isinstance(getattr(self, "fc", None), nn.Linear):
+            nn.init.normal_(self.fc.weight, std=0.01)
+            nn.init.zeros_(self.fc.bias)
+
+
+default_cfgs = timm_default_cfgs(["rednet26", "rednet38", "rednet50", "rednet101", "rednet152"])
+
+
+@register_model
+def rednet26(pretrained=False, **kwargs) -> RedNet:
+    """RedNet-26: (1, 2, 4, 1) involution bottlenecks."""
+    return build_model(RedNet, "rednet26", pretrained, layers=(1, 2, 4, 1), **kwargs)
+
+
+@register_model
+def rednet38(pretrained=False, **kwargs) -> RedNet:
+    """RedNet-38: (2, 3, 5, 2) involution bottlenecks."""
+    return build_model(RedNet, "rednet38", pretrained, layers=(2, 3, 5, 2), **kwargs)
+
+
+@register_model
+def rednet50(pretrained=False, **kwargs) -> RedNet:
+    """RedNet-50: (3, 4, 6, 3) involution bottlenecks."""
+    return build_model(RedNet, "rednet50", pretrained, layers=(3, 4, 6, 3), **kwargs)
+
+
+@register_model
+def rednet101(pretrained=False, **kwargs) -> RedNet:
+    """RedNet-101: (3, 4, 23, 3) involution bottlenecks."""
+    return build_model(RedNet, "rednet101", pretrained, layers=(3, 4, 23, 3), **kwargs)
+
+
+@register_model
+def rednet152(pretrained=False, **kwargs) -> RedNet:
+    """RedNet-152: (3, 8, 36, 3) involution bottlenecks."""
+    return build_model(RedNet, "rednet152", pretrained, layers=(3, 8, 36, 3), **kwargs)

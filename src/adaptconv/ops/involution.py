@@ -1,0 +1,85 @@
+"""Involution layer (Li et al., CVPR 2021): a K x K kernel generated at every pixel from that pixel's features."""
+
+from __future__ import annotations
+
+import torch.nn as nn
+from torch import Tensor
+
+from ._checks import check_feature_map, check_kernel_size, check_positive_int
+from ._layers import LayerType, conv_norm_act
+from .involution_aggregate import involution_aggregate
+
+__all__ = ["Involution2d"]
+
+
+class Involution2d(nn.Module):
+    """Involution: ``y = aggregate(x, span(reduce(pool(x))))``.
+
+    Kernel generation (paper Eq. 6): an optional average pool by the stride, a 1x1 conv to C/r channels with norm
+    and activation (``reduce``), and a 1x1 conv with bias to K*K*G channels (``span``), G = C / group_channels.
+    Each of the G kernels is shared by the ``group_channels`` consecutive channels of its group.
+
+    The pool uses ``ceil_mode=True`` so that the kernel grid always matches the aggregation's output grid
+    (ceil(H/s) x ceil(W/s)): for even sizes this is the official floor pooling exactly; for odd sizes, where the
+    official code fails or reads out of bounds, the last window averages the pixels that exist.
+
+    Args:
+        channels: C, input and output channels; a multiple of ``group_channels``.
+        kernel_size: K, odd (7 in RedNet's blocks, 3 in its stem).
+        stride: spatial stride.
+        dilation: dilation of the K x K window; padding keeps 'same' size at stride 1.
+        group_channels: channels that share one kernel (16 in the paper).
+        reduction: r, channel reduction of the kernel generator (4 in the paper).
+        norm_layer, act_layer: layer types used after the reducing 1x1 conv.
+
+    Shape: (N, C, H, W) -> (N, C, ceil(H/s), ceil(W/s)).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: int = 7,
+        stride: int = 1,
+        dilation: int = 1,
+        group_channels: int = 16,
+        reduction: int = 4,
+        norm_layer: LayerType = nn.BatchNorm2d,
+        act_layer: LayerType = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        check_positive_int(channels, "channels")
+        check_kernel_size(kernel_size)
+        check_positive_int(stride, "stride")
+        check_positive_int(dilation, "dilation")
+        check_positive_int(group_channels, "group_channels")
+        check_positive_int(reduction, "reduction")
+        if channels % group_channels != 0:
+            raise ValueError(
+                f"channels ({channels}) must be a multiple of group_channels ({group_channels}): "
+                "each kernel is shared by one group of group_channels channels"
+            )
+        if channels // reduction < 1:
+            raise ValueError(f"reduction ({reduction}) leaves no channels for channels={channels}")
+        self.channels = channels
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.dilation = dilation
+        self.padding = dilation * (kernel_size - 1) // 2
+        self.groups = channels // group_channels
+        self.avgpool = nn.AvgPool2d(stride, stride, ceil_mode=True) if stride > 1 else nn.Identity()
+        self.reduce = conv_norm_act(channels, channels // reduction, 1, norm_layer=norm_layer, act_layer=act_layer)
+        self.span = nn.Conv2d(channels // reduction, kernel_size * kernel_size * self.groups, 1, bias=True)
+
+    def kernels(self, x: Tensor) -> Tensor:
+        """The generated kernels, (N, G*K*K, H_out, W_out), group-major."""
+        return self.span(self.reduce(self.avgpool(x)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_feature_map(x, "x", self.channels)
+        return involution_aggregate(x, self.kernels(x), self.kernel_size, self.stride, self.padding, self.dilation)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.channels}, kernel_size={self.kernel_size}, stride={self.stride}, dilation={self.dilation}, "
+            f"groups={self.groups}"
+        )

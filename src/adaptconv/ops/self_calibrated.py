@@ -1,0 +1,98 @@
+"""Self-calibrated convolution (Liu et al., "Improving Convolutional Networks with Self-Calibrated
+Convolutions", CVPR 2020, Eq. 1-4): ``K4( K3(x) * sigmoid(x + Up(K2(AvgPool_r(x)))) )``."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._checks import check_feature_map, check_positive_int
+from ._layers import LayerType
+
+__all__ = ["CalibrationPool", "SelfCalibratedConv2d"]
+
+
+class CalibrationPool(nn.Module):
+    """r x r average pooling with stride r (floor), as in the paper's down-sampling of the calibration branch.
+
+    On a map smaller than r along an axis, the window shrinks to the whole axis (a global average there) instead
+    of producing an empty output: the official code crashes on such maps (e.g. stage 4 of a 96 px input), and on
+    every map of r or more pixels this is exactly ``AvgPool2d(r, r)``.
+    """
+
+    def __init__(self, r: int = 4) -> None:
+        super().__init__()
+        self.r = check_positive_int(r, "pooling_r")
+
+    def forward(self, x: Tensor) -> Tensor:
+        kh, kw = min(self.r, x.shape[-2]), min(self.r, x.shape[-1])
+        return F.avg_pool2d(x, (kh, kw), (kh, kw))
+
+    def extra_repr(self) -> str:
+        return f"r={self.r}"
+
+
+def _conv3x3_bn(
+    in_channels: int, out_channels: int, stride: int, padding: int, dilation: int, groups: int, norm_layer: LayerType
+) -> list[nn.Module]:
+    conv = nn.Conv2d(in_channels, out_channels, 3, stride, padding, dilation, groups=groups, bias=False)
+    return [conv, norm_layer(out_channels)]
+
+
+class SelfCalibratedConv2d(nn.Module):
+    """Self-calibrated 3x3 convolution: ``K4( K3(x) * sigmoid(x + Up(K2(AvgPool_r(x)))) )``.
+
+    K2, K3 and K4 are 3x3 conv + norm; the gate and K3 work at the input resolution and only K4 carries the
+    stride. ``Up`` is nearest-neighbour up-sampling to the input size (PyTorch's 'nearest', as in the official
+    code; the paper says bilinear). Submodule names (``k2``, ``k3``, ``k4``) and defaults follow the official code,
+    so official checkpoints load directly.
+
+    Args:
+        in_channels: C_in.
+        out_channels: C_out. ``None`` (the official case) means C_in. A different value is an extension beyond
+            the official code, which only works for C_in == C_out: the calibration (K2, K3, the gate) stays at
+            C_in channels and only K4 maps C_in -> C_out, so the official case is unchanged.
+        stride, padding, dilation, groups: of the three 3x3 convs (stride of K4 only).
+        pooling_r: r, the down-sampling rate of the calibration branch (4 in the paper); see ``CalibrationPool``
+            for maps smaller than r.
+        norm_layer: norm layer type after each conv.
+
+    Shape: (N, C_in, H, W) -> (N, C_out, H_out, W_out), H_out as for a 3x3 conv with this stride and padding.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int | None = None,
+        stride: int = 1,
+        padding: int = 1,
+        dilation: int = 1,
+        groups: int = 1,
+        pooling_r: int = 4,
+        norm_layer: LayerType = nn.BatchNorm2d,
+    ) -> None:
+        super().__init__()
+        out_channels = in_channels if out_channels is None else out_channels
+        for value, name in ((in_channels, "in_channels"), (out_channels, "out_channels"), (groups, "groups")):
+            check_positive_int(value, name)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"in_channels ({in_channels}) and out_channels ({out_channels}) must be multiples of groups ({groups})"
+            )
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.k2 = nn.Sequential(
+            CalibrationPool(pooling_r), *_conv3x3_bn(in_channels, in_channels, 1, padding, dilation, groups, norm_layer)
+        )
+        self.k3 = nn.Sequential(*_conv3x3_bn(in_channels, in_channels, 1, padding, dilation, groups, norm_layer))
+        self.k4 = nn.Sequential(*_conv3x3_bn(in_channels, out_channels, stride, padding, dilation, groups, norm_layer))
+
+    def gate(self, x: Tensor) -> Tensor:
+        """The calibration gate ``sigmoid(x + Up(K2(AvgPool_r(x))))``, (N, C_in, H, W)."""
+        return torch.sigmoid(x + F.interpolate(self.k2(x), size=x.shape[-2:], mode="nearest"))
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_feature_map(x, "x", self.in_channels)
+        return self.k4(self.k3(x) * self.gate(x))
