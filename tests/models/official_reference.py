@@ -65,8 +65,7 @@ class _Params:
         unused = sorted(k for k in self._sd if k not in self._used and not k.endswith("num_batches_tracked"))
         if unused:
             raise ValueError(
-                f"{len(unused)} state_dict entries were not used by the official architecture, "
-                f"e.g. {unused[:5]}"
+                f"{len(unused)} state_dict entries were not used by the official architecture, e.g. {unused[:5]}"
             )
 
 
@@ -87,9 +86,7 @@ def _bn(p: _Params, prefix: str, x: torch.Tensor) -> torch.Tensor:
     )
 
 
-def _conv(
-    p: _Params, key: str, x: torch.Tensor, stride: int = 1, bias_key: str | None = None
-) -> torch.Tensor:
+def _conv(p: _Params, key: str, x: torch.Tensor, stride: int = 1, bias_key: str | None = None) -> torch.Tensor:
     """Plain conv, "same" padding (k-1)//2 (3x3 -> 1, 7x7 -> 3, 1x1 -> 0), dilation 1, groups 1."""
     w = p(key)
     b = p(bias_key) if bias_key is not None else None
@@ -167,9 +164,7 @@ def _scnet_forward(p: _Params, x: torch.Tensor, layers: tuple[int, ...], v1d: bo
             stride = stage_stride if first else 1
             # avd only on the first block of layer2-4 (layer1 is built with is_first=False and stride 1).
             avd = v1d and first and stride > 1
-            x = _sc_bottleneck(
-                p, f"layer{stage}.{j}", x, stride=stride, avd=avd, has_downsample=first, avg_down=v1d
-            )
+            x = _sc_bottleneck(p, f"layer{stage}.{j}", x, stride=stride, avd=avd, has_downsample=first, avg_down=v1d)
 
     x = x.mean(dim=(2, 3))
     return F.linear(x, p("fc.weight"), p("fc.bias"))
@@ -213,15 +208,11 @@ def _involution(p: _Params, prefix: str, x: torch.Tensor, k: int, stride: int) -
     kernel = _conv(p, prefix + ".conv2.conv.weight", t, bias_key=prefix + ".conv2.conv.bias")
     expected = (x.shape[1] // _INV_GROUP_CHANNELS) * k * k
     if kernel.shape[1] != expected:
-        raise ValueError(
-            f"{prefix}: kernel generator gives {kernel.shape[1]} channels, expected {expected} (k={k})"
-        )
+        raise ValueError(f"{prefix}: kernel generator gives {kernel.shape[1]} channels, expected {expected} (k={k})")
     return _involution_aggregate(x, kernel, k, stride)
 
 
-def _red_bottleneck(
-    p: _Params, prefix: str, x: torch.Tensor, stride: int, has_downsample: bool
-) -> torch.Tensor:
+def _red_bottleneck(p: _Params, prefix: str, x: torch.Tensor, stride: int, has_downsample: bool) -> torch.Tensor:
     # style 'pytorch': conv1 1x1 stride 1; the involution carries the stride.
     out = F.relu(_bn(p, prefix + ".bn1", _conv(p, prefix + ".conv1.weight", x)))
     out = _involution(p, prefix + ".conv2", out, _INV_KERNEL, stride)

@@ -1,6 +1,12 @@
 """SCNet and RedNet classifiers and backbones, their configurations and official checkpoints."""
 
-from .checkpoint import CheckpointError, load_official_checkpoint, official_key_map, official_state_dict, read_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    load_official_checkpoint,
+    official_key_map,
+    official_state_dict,
+    read_checkpoint,
+)
 from .factory import create_model, list_models
 from .pretrained import PRETRAINED, PretrainedConfig, get_pretrained_config
 from .rednet import InvolutionBottleneck, RedNet, rednet26, rednet38, rednet50, rednet101, rednet152

@@ -26,10 +26,17 @@ def timm_default_cfgs(names: list[str]) -> dict[str, dict]:
 def _feature_wrapper(model: nn.Module, out_indices, feature_cls) -> nn.Module:
     import timm.models as tm
 
-    classes = {"list": "FeatureListNet", "dict": "FeatureDictNet", "hook": "FeatureHookNet", "getter": "FeatureGetterNet"}
+    classes = {
+        "list": "FeatureListNet",
+        "dict": "FeatureDictNet",
+        "hook": "FeatureHookNet",
+        "getter": "FeatureGetterNet",
+    }
     if isinstance(feature_cls, str):
         if feature_cls not in classes or not hasattr(tm, classes[feature_cls]):
-            raise ValueError(f"feature_cls must be one of {sorted(classes)} or a timm feature class, got {feature_cls!r}")
+            raise ValueError(
+                f"feature_cls must be one of {sorted(classes)} or a timm feature class, got {feature_cls!r}"
+            )
         feature_cls = getattr(tm, classes[feature_cls])
     wrapped = feature_cls(model, out_indices=out_indices)
     wrapped.pretrained_cfg = model.pretrained_cfg
@@ -62,9 +69,9 @@ def load_pretrained(model: nn.Module, variant: str, pretrained, cache_dir: str |
     """
     cfg = get_pretrained_config(variant)
     source = _pretrained_source(variant, pretrained, cache_dir)
-    state = to_model_keys(
-        model, read_checkpoint(source, file_name=cfg.file_name, sha256_prefix=cfg.sha256_prefix, cache_dir=cache_dir)
-    )
+    # The official file name and hash apply to the official weights only, not to a URL the user gives.
+    official = dict(file_name=cfg.file_name, sha256_prefix=cfg.sha256_prefix) if pretrained is True else {}
+    state = to_model_keys(model, read_checkpoint(source, cache_dir=cache_dir, **official))
     skip: tuple[str, ...] = ()
     if model.num_classes != cfg.num_classes:
         skip = (cfg.classifier + ".",)

@@ -64,14 +64,20 @@ def _torch_load(path: str | os.PathLike) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        message = str(e)
+        if "Unsupported global" in message:
+            raise CheckpointError(
+                f"{path} stores Python objects besides tensors, and loading it would need unsafe unpickling (it "
+                "could run code). adaptconv only reads such files with weights_only=True. If you trust the file, "
+                "load it yourself with torch.load(path, weights_only=False) and pass the resulting state_dict.\n"
+                f"(torch said: {message.splitlines()[0]})"
+            ) from None
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint (it cannot be unpickled: {message})") from None
+    except Exception as e:  # torch's readers raise many types on a file that is not a checkpoint
         raise CheckpointError(
-            f"{path} stores Python objects besides tensors, and loading it would need unsafe unpickling (it could "
-            "run code). adaptconv only reads such files with weights_only=True. If you trust the file, load it "
-            "yourself with torch.load(path, weights_only=False) and pass the resulting state_dict instead.\n"
-            f"(torch said: {str(e).splitlines()[0]})"
+            f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {e}). A download saved as a web page "
+            "or an interrupted download looks like this: download the file again."
         ) from None
-    except (RuntimeError, EOFError, OSError) as e:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {e}") from None
 
 
 def _sha256(path: str | os.PathLike) -> str:
@@ -148,7 +154,9 @@ def _group(keys) -> list[str]:
     groups: dict[str, list[str]] = defaultdict(list)
     for k in keys:
         groups[re.sub(r"\.\d+\.", ".*.", k)].append(k)
-    lines = [f"  {pattern}  ({len(ks)} key{'s' if len(ks) > 1 else ''}, e.g. {ks[0]})" for pattern, ks in groups.items()]
+    lines = [
+        f"  {pattern}  ({len(ks)} key{'s' if len(ks) > 1 else ''}, e.g. {ks[0]})" for pattern, ks in groups.items()
+    ]
     if len(lines) > 12:
         lines = lines[:12] + [f"  ... and {len(lines) - 12} more patterns"]
     return lines

@@ -64,7 +64,8 @@ class SCBottleneck(nn.Module):
         self.conv1_b = nn.Conv2d(inplanes, half, 1, bias=False)
         self.bn1_b = norm_layer(half)
         self.k1 = nn.Sequential(
-            nn.Conv2d(half, half, 3, inner_stride, first_dilation, first_dilation, bias=False), norm_layer(half)
+            nn.Conv2d(half, half, 3, inner_stride, first_dilation, first_dilation, bias=False),
+            norm_layer(half),
         )
         self.scconv = SelfCalibratedConv2d(
             half, stride=inner_stride, padding=first_dilation, dilation=first_dilation, pooling_r=pooling_r,

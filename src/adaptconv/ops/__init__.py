@@ -4,4 +4,10 @@ from .involution import Involution2d
 from .involution_aggregate import involution_aggregate, involution_output_size
 from .self_calibrated import CalibrationPool, SelfCalibratedConv2d
 
-__all__ = ["CalibrationPool", "Involution2d", "SelfCalibratedConv2d", "involution_aggregate", "involution_output_size"]
+__all__ = [
+    "CalibrationPool",
+    "Involution2d",
+    "SelfCalibratedConv2d",
+    "involution_aggregate",
+    "involution_output_size",
+]

@@ -155,7 +155,12 @@ def _flops_backward(grad_shape, x_shape, w_shape, kernel_size, *args, out_shape=
 
 
 def involution_aggregate(
-    x: Tensor, weight: Tensor, kernel_size: int, stride: int = 1, padding: int | None = None, dilation: int = 1
+    x: Tensor,
+    weight: Tensor,
+    kernel_size: int,
+    stride: int = 1,
+    padding: int | None = None,
+    dilation: int = 1,
 ) -> Tensor:
     """Aggregate each pixel's K x K neighbourhood with its own kernel (involution, CVPR 2021, Eq. 4).
 

@@ -35,7 +35,13 @@ class CalibrationPool(nn.Module):
 
 
 def _conv3x3_bn(
-    in_channels: int, out_channels: int, stride: int, padding: int, dilation: int, groups: int, norm_layer: LayerType
+    in_channels: int,
+    out_channels: int,
+    stride: int,
+    padding: int,
+    dilation: int,
+    groups: int,
+    norm_layer: LayerType,
 ) -> list[nn.Module]:
     conv = nn.Conv2d(in_channels, out_channels, 3, stride, padding, dilation, groups=groups, bias=False)
     return [conv, norm_layer(out_channels)]
@@ -84,7 +90,8 @@ class SelfCalibratedConv2d(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.k2 = nn.Sequential(
-            CalibrationPool(pooling_r), *_conv3x3_bn(in_channels, in_channels, 1, padding, dilation, groups, norm_layer)
+            CalibrationPool(pooling_r),
+            *_conv3x3_bn(in_channels, in_channels, 1, padding, dilation, groups, norm_layer),
         )
         self.k3 = nn.Sequential(*_conv3x3_bn(in_channels, in_channels, 1, padding, dilation, groups, norm_layer))
         self.k4 = nn.Sequential(*_conv3x3_bn(in_channels, out_channels, stride, padding, dilation, groups, norm_layer))

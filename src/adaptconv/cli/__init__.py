@@ -1,0 +1,1 @@
+"""The ``adaptconv`` command line."""

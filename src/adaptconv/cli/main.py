@@ -1,0 +1,101 @@
+"""``adaptconv <command>``: thin argument parsing over the library.
+
+Commands:
+  list                      the models, with their published accuracy and where their weights are
+  info [MODEL ...]          parameters and multiply-accumulates at an input size, beside the paper's figures
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from ..models import create_model, get_pretrained_config, list_models
+from ..models.complexity import count_macs, count_params
+
+
+def _fmt(value, spec: str = "", missing: str = "-") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = []
+    for name in list_models(args.pattern):
+        c = get_pretrained_config(name)
+        weights = "download" if c.url else ("manual download" if c.paper_top1 is not None else "none released")
+        rows.append([name, _fmt(c.paper_top1, ".2f"), _fmt(c.paper_top5, ".2f"), weights])
+    print(_table(rows, ["model", "paper top-1", "paper top-5", "official weights"]))
+    return 0
+
+
+def model_info(name: str, input_size: tuple[int, int]) -> dict:
+    """Parameters and MACs of ``name`` at ``input_size``, with the paper's figures."""
+    with torch.device("meta"):
+        model = create_model(name)
+    c = get_pretrained_config(name)
+    return dict(
+        model=name,
+        params=count_params(model),
+        macs=count_macs(model, input_size),
+        input_size=input_size,
+        paper_params_m=c.paper_params_m,
+        paper_flops=c.paper_flops,
+        paper_top1=c.paper_top1,
+        paper_top5=c.paper_top5,
+        weights=c.url or c.download_page,
+    )
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    names = args.models or list_models()
+    unknown = [n for n in names if n not in list_models()]
+    if unknown:
+        print(f"adaptconv info: unknown model(s) {', '.join(unknown)}; see 'adaptconv list'", file=sys.stderr)
+        return 2
+    h, w = args.input_size
+    if h < 32 or w < 32:
+        print("adaptconv info: --input-size must be at least 32 32", file=sys.stderr)
+        return 2
+    rows = []
+    for name in names:
+        i = model_info(name, (h, w))
+        rows.append([
+            name, f"{i['params'] / 1e6:.2f}M", f"{i['macs'] / 1e9:.3f}G", _fmt(i["paper_params_m"], ".2f"),
+            _fmt(i["paper_flops"]), _fmt(i["paper_top1"], ".2f"), _fmt(i["paper_top5"], ".2f"),
+        ])  # fmt: skip
+    header = ["model", "params", f"MACs@{h}x{w}", "paper params (M)", "paper FLOPs", "top-1", "top-5"]
+    print(_table(rows, header))
+    print("\nMACs: convolutions, linear layers and involution aggregation (K*K*C*H*W); no BN, activations, pooling.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="adaptconv", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="list the models")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'rednet*'")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("info", help="parameters and MACs of models (all if none named)")
+    p.add_argument("models", nargs="*", metavar="MODEL")
+    p.add_argument("--input-size", nargs=2, type=int, default=(224, 224), metavar=("H", "W"))
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""SelfCalibratedConv2d against the paper's formula with the official pooling and up-sampling."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import DEVICES
+
+from adaptconv.ops import SelfCalibratedConv2d
+
+
+def official_scconv(m: SelfCalibratedConv2d, x: torch.Tensor, r: int = 4) -> torch.Tensor:
+    """K4(K3(x) * sigmoid(x + Up(K2(AvgPool_r(x))))): floor r x r pool, PyTorch 'nearest' up-sampling."""
+    k2 = m.k2[2](m.k2[1](F.avg_pool2d(x, r, r)))
+    gate = torch.sigmoid(x + F.interpolate(k2, size=x.shape[2:]))
+    return m.k4(m.k3(x) * gate)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(
+    ("size", "stride", "dilation"), [((8, 8), 1, 1), ((13, 9), 2, 1), ((31, 17), 1, 2), ((4, 5), 2, 1)]
+)
+def test_official_semantics(device, size, stride, dilation):
+    m = SelfCalibratedConv2d(8, stride=stride, padding=dilation, dilation=dilation).to(device).eval()
+    x = torch.randn(2, 8, *size, device=device)
+    torch.testing.assert_close(m(x), official_scconv(m, x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 3), (2, 7), (3, 9)])
+def test_maps_smaller_than_r(size):
+    m = SelfCalibratedConv2d(8).eval()
+    x = torch.randn(2, 8, *size)
+    out = m(x)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    # Along an axis shorter than r the pool is a global average over that axis.
+    kh, kw = min(4, size[0]), min(4, size[1])
+    k2 = m.k2[2](m.k2[1](F.avg_pool2d(x, (kh, kw), (kh, kw))))
+    ref = m.k4(m.k3(x) * torch.sigmoid(x + F.interpolate(k2, size=size)))
+    torch.testing.assert_close(out, ref)
+
+
+def test_different_output_channels_keeps_official_case():
+    torch.manual_seed(1)
+    square = SelfCalibratedConv2d(8)
+    torch.manual_seed(1)
+    same = SelfCalibratedConv2d(8, out_channels=8)
+    assert [k for k in square.state_dict()] == [k for k in same.state_dict()]
+    wide = SelfCalibratedConv2d(8, out_channels=24, stride=2).eval()
+    x = torch.randn(2, 8, 12, 10)
+    out = wide(x)
+    assert out.shape == (2, 24, 6, 5)
+    torch.testing.assert_close(out, official_scconv(wide, x))
+    assert wide.k2[1].weight.shape == (8, 8, 3, 3) and wide.k4[0].weight.shape == (24, 8, 3, 3)
+
+
+def test_channels_last_and_backward():
+    m = SelfCalibratedConv2d(16, stride=2)
+    x = torch.randn(2, 16, 11, 9, requires_grad=True)
+    out = m(x)
+    out_cl = m.to(memory_format=torch.channels_last)(x.detach().to(memory_format=torch.channels_last))
+    torch.testing.assert_close(out_cl, out, rtol=1e-5, atol=1e-5)
+    out.sum().backward()
+    assert x.grad is not None and all(p.grad is not None for p in m.parameters())
+
+
+@pytest.mark.parametrize(
+    ("build", "x", "error", "match"),
+    [
+        (
+            dict(in_channels=8),
+            torch.randn(1, 4, 8, 8),
+            ValueError,
+            "has 4 channels but this layer was built for 8",
+        ),
+        (dict(in_channels=8), torch.randn(8, 8, 8), ValueError, "4-D"),
+        (dict(in_channels=8), torch.ones(1, 8, 8, 8, dtype=torch.int32), TypeError, "float"),
+        (dict(in_channels=8, groups=3), None, ValueError, "multiples of groups"),
+        (dict(in_channels=8, pooling_r=0), None, ValueError, "pooling_r"),
+    ],
+)
+def test_bad_input_is_explained(build, x, error, match):
+    with pytest.raises(error, match=match):
+        SelfCalibratedConv2d(**build)(x)

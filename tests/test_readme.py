@@ -1,0 +1,37 @@
+"""The README stays true: its two set-up commands exist, CI runs the test one, its model table is measured."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from adaptconv.cli.main import model_info
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _block_after(marker: str) -> str:
+    after = README.split(marker, 1)[1]
+    return re.search(r"```\n(.*?)\n```", after, re.S).group(1).strip()
+
+
+def test_two_setup_commands_and_ci_runs_the_test_one():
+    main_cmd, test_cmd = _block_after("<!-- main-command -->"), _block_after("<!-- test-command -->")
+    assert "\n" not in main_cmd and "\n" not in test_cmd
+    assert "pip install" in main_cmd and "pytest" in test_cmd
+    # .ci/run extracts exactly this command.
+    script = (ROOT / ".ci" / "run").read_text()
+    awk = re.search(r"cmd=\$\((awk .*?) README.md\)", script).group(1)
+    extracted = subprocess.run(["bash", "-c", f"{awk} README.md"], cwd=ROOT, capture_output=True, text=True)
+    assert extracted.stdout.strip() == test_cmd
+
+
+@pytest.mark.parametrize("row", re.findall(r"^\| ((?:scnet|rednet)\w*) \| ([\d.]+)M \| ([\d.]+)G \|", README, re.M))
+def test_model_table_matches_measurement(row):
+    name, params_m, gmacs = row
+    info = model_info(name, (224, 224))
+    assert f"{info['params'] / 1e6:.2f}" == params_m and f"{info['macs'] / 1e9:.3f}" == gmacs
