@@ -134,6 +134,30 @@ def test_gradcheck_and_opcheck():
         torch.library.opcheck(torch.ops.adaptconv.involution_aggregate.default, args)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fake_implementations_match_real_strides(channels_last, dtype):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x, weight = make_inputs(2, 2, 16, 9, 11, 7, 2, 3, 1, dtype=dtype)
+    x, weight = x.contiguous(memory_format=fmt), weight.contiguous(memory_format=fmt)
+    grad = torch.randn(2, 32, 5, 6, dtype=dtype).contiguous(memory_format=fmt)
+    ops = torch.ops.adaptconv
+    real = [
+        ops.involution_aggregate(x, weight, 7, 2, 3, 1),
+        *ops.involution_aggregate_backward(grad, x, weight, 7, 2, 3, 1),
+    ]
+    with FakeTensorMode() as mode:
+        fx, fw, fg = (mode.from_tensor(t) for t in (x, weight, grad))
+        fake = [
+            ops.involution_aggregate(fx, fw, 7, 2, 3, 1),
+            *ops.involution_aggregate_backward(fg, fx, fw, 7, 2, 3, 1),
+        ]
+    for r, f in zip(real, fake, strict=True):
+        assert (r.shape, r.stride(), r.dtype) == (f.shape, f.stride(), f.dtype)
+
+
 def test_traced_without_graph_breaks():
     x, weight = make_inputs(2, 2, 16, 9, 9, 7, 2, 3, 1, dtype=torch.float32)
     x.requires_grad_(True)

@@ -100,7 +100,8 @@ def _backward_reference(
             grad_w_g[:, :, t] = (grad_out_g * patch).sum(2)
     grad_x = grad_xp[..., padding : padding + h, padding : padding + w].reshape(n, c, h, w)
     fmt = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
-    return grad_x.to(dtype=x.dtype, memory_format=fmt), grad_w.to(weight.dtype)
+    # A real copy in x's layout: the padded buffer's view has other strides than the fake implementation says.
+    return grad_x.to(x.dtype).contiguous(memory_format=fmt), grad_w.to(weight.dtype)
 
 
 @torch.library.custom_op("adaptconv::involution_aggregate", mutates_args=())
