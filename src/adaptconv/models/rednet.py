@@ -14,16 +14,14 @@ from torch import Tensor
 
 from ..ops import Involution2d
 from ..ops._layers import LayerType, conv_norm_act
-from ._blocks import check_block_options, place
+from ._blocks import ResidualBottleneck, check_block_options, place
 from ._builder import build_model, timm_default_cfgs
 
 __all__ = ["InvolutionBottleneck", "RedNet", "rednet_stem"]
 
 
-class InvolutionBottleneck(nn.Module):
+class InvolutionBottleneck(ResidualBottleneck):
     """RedNet bottleneck: 1x1 conv -> K x K involution (carries the stride) -> 1x1 conv to ``planes * 4``."""
-
-    expansion = 4
 
     def __init__(
         self,
@@ -58,25 +56,16 @@ class InvolutionBottleneck(nn.Module):
             reduction=reduction, norm_layer=norm_layer, act_layer=act_layer,
         )  # fmt: skip
         self.bn2 = norm_layer(width)
-        self.conv3 = nn.Conv2d(width, planes * self.expansion, 1, bias=False)
-        self.bn3 = norm_layer(planes * self.expansion)
-        self.act = act_layer(inplace=True)
-        self.drop_block = drop_block if drop_block is not None else nn.Identity()
-        self.downsample = downsample
-        self.drop_path = drop_path if drop_path is not None else nn.Identity()
-        place(self, device, dtype)
+        self.finish(width, planes, downsample, norm_layer, act_layer, drop_block, drop_path, device, dtype)
 
     def zero_init_last(self) -> None:
         """Zero the last BN (scale and shift), as the official ``zero_init_residual``."""
         nn.init.zeros_(self.bn3.weight)
         nn.init.zeros_(self.bn3.bias)
 
-    def forward(self, x: Tensor) -> Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
+    def branch(self, x: Tensor) -> Tensor:
         out = self.act(self.bn1(self.conv1(x)))
-        out = self.act(self.bn2(self.conv2(out)))
-        out = self.drop_block(self.bn3(self.conv3(out)))
-        return self.act(self.drop_path(out) + shortcut)
+        return self.act(self.bn2(self.conv2(out)))
 
 
 def rednet_stem(

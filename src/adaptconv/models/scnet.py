@@ -15,21 +15,19 @@ from timm.models.resnet import ResNet
 from torch import Tensor
 
 from ..ops import SelfCalibratedConv2d
-from ._blocks import check_block_options, place
+from ._blocks import ResidualBottleneck, check_block_options
 from ._builder import build_model, timm_default_cfgs
 
 __all__ = ["SCBottleneck", "SCNet"]
 
 
-class SCBottleneck(nn.Module):
+class SCBottleneck(ResidualBottleneck):
     """SCNet bottleneck: two 1x1 convs to width/2 each; a 3x3 conv on one half and a self-calibrated conv on the
     other; concatenation; 1x1 conv to ``planes * 4``; residual.
 
     width = planes * base_width / 64 (base_width 32 in SCNet, so each half has planes / 2 channels).
     With ``avd`` and a stride, both 3x3 stages run at stride 1 and a 3x3 average pool (stride 2) follows them.
     """
-
-    expansion = 4
 
     def __init__(
         self,
@@ -72,26 +70,14 @@ class SCBottleneck(nn.Module):
             norm_layer=norm_layer,
         )  # fmt: skip
         self.avd_layer = nn.AvgPool2d(3, stride, padding=1) if self.avd else nn.Identity()
-        self.conv3 = nn.Conv2d(half * 2, planes * self.expansion, 1, bias=False)
-        self.bn3 = norm_layer(planes * self.expansion)
-        self.act = act_layer(inplace=True)
-        self.drop_block = drop_block if drop_block is not None else nn.Identity()
-        self.downsample = downsample
-        self.drop_path = drop_path if drop_path is not None else nn.Identity()
-        place(self, device, dtype)
+        self.finish(half * 2, planes, downsample, norm_layer, act_layer, drop_block, drop_path, device, dtype)
 
-    def zero_init_last(self) -> None:
-        """Zero the last BN's scale so that the block starts as the identity (timm's ``zero_init_last``)."""
-        nn.init.zeros_(self.bn3.weight)
-
-    def forward(self, x: Tensor) -> Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
+    def branch(self, x: Tensor) -> Tensor:
         a = self.act(self.bn1_a(self.conv1_a(x)))
         b = self.act(self.bn1_b(self.conv1_b(x)))
         a = self.avd_layer(self.act(self.k1(a)))
         b = self.avd_layer(self.act(self.scconv(b)))
-        out = self.drop_block(self.bn3(self.conv3(torch.cat([a, b], dim=1))))
-        return self.act(self.drop_path(out) + shortcut)
+        return torch.cat([a, b], dim=1)
 
 
 class SCNet(ResNet):
