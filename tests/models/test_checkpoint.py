@@ -618,3 +618,8 @@ def test_explicit_url_is_not_cached_as_the_official_file(references, tmp_path, h
     path = ref.save(tmp_path / "src" / "my-finetuned.pth")
     adaptconv.create_model("rednet26", pretrained=path.as_uri())
     assert "rednet26.pth" not in cached_files(hub_dir)
+
+
+def test_model_without_released_weights_says_so():
+    with pytest.raises(CheckpointError, match="released no pretrained weights"):
+        adaptconv.create_model("scnet101_v1d", pretrained=True)

@@ -30,7 +30,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = []
     for name in list_models(args.pattern):
         c = get_pretrained_config(name)
-        weights = "download" if c.url else ("manual download" if c.paper_top1 is not None else "none released")
+        weights = "download" if c.url else ("manual download" if c.released else "none released")
         rows.append([name, _fmt(c.paper_top1, ".2f"), _fmt(c.paper_top5, ".2f"), weights])
     print(_table(rows, ["model", "paper top-1", "paper top-5", "official weights"]))
     return 0

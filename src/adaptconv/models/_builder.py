@@ -49,6 +49,11 @@ def _pretrained_source(variant: str, pretrained, cache_dir: str | None):
     if pretrained is not True:
         return pretrained
     cfg = get_pretrained_config(variant)
+    if not cfg.released:
+        raise CheckpointError(
+            f"{variant}: the authors released no pretrained weights for this model. Train it, or pass a checkpoint "
+            f"of your own: create_model('{variant}', pretrained='/path/to/file.pth')."
+        )
     if cfg.url:
         return cfg.url
     cached = os.path.join(cache_dir or os.path.join(torch.hub.get_dir(), "checkpoints"), cfg.file_name)

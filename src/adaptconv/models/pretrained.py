@@ -42,9 +42,12 @@ class PretrainedConfig:
     first_conv: str = "conv1"
     classifier: str = "fc"
     license: str = "see the official repository"
+    released: bool = True  # False where the authors never published weights
 
 
-def _scnet(name: str, sha: str | None, top1_err, top5_err, params_m, flops, first_conv="conv1") -> PretrainedConfig:
+def _scnet(
+    name: str, sha: str | None, top1_err, top5_err, params_m, flops, first_conv="conv1", released=True
+) -> PretrainedConfig:
     file_name = f"{name}-{sha}.pth" if sha else f"{name}.pth"
     return PretrainedConfig(
         paper=_SCNET_PAPER,
@@ -58,6 +61,7 @@ def _scnet(name: str, sha: str | None, top1_err, top5_err, params_m, flops, firs
         paper_flops=flops,
         first_conv=first_conv,
         license="MIT (official code); weights: see the official repository",
+        released=released,
     )
 
 
@@ -82,7 +86,7 @@ PRETRAINED: dict[str, PretrainedConfig] = {
     "scnet50_v1d": _scnet("scnet50_v1d", "4109d1e1", 19.53, 4.68, 25.58, "4.7G MAdds", first_conv="conv1.0"),
     "scnet101": _scnet("scnet101", "44c5b751", 21.06, 5.75, 44.57, "7.2G MAdds"),
     # The official code defines scnet101_v1d but has released no weights and no figures for it.
-    "scnet101_v1d": _scnet("scnet101_v1d", None, None, None, None, None, first_conv="conv1.0"),
+    "scnet101_v1d": _scnet("scnet101_v1d", None, None, None, None, None, first_conv="conv1.0", released=False),
     "rednet26": _rednet("rednet26", 75.96, 93.19, 9.23, 1.73),
     "rednet38": _rednet("rednet38", 77.48, 93.57, 12.39, 2.22),
     "rednet50": _rednet("rednet50", 78.35, 94.13, 15.54, 2.71),
