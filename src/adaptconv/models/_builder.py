@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from timm.models import adapt_input_conv, build_model_with_cfg
 
-from .checkpoint import CheckpointError, check_state_dict, read_checkpoint, to_model_keys
+from .checkpoint import CheckpointError, fit_state_dict, official_key_map, read_checkpoint
 from .pretrained import get_pretrained_config, timm_cfg
 
 _logger = logging.getLogger(__name__)
@@ -76,16 +76,17 @@ def load_pretrained(model: nn.Module, variant: str, pretrained, cache_dir: str |
     source = _pretrained_source(variant, pretrained, cache_dir)
     # The official file name and hash apply to the official weights only, not to a URL the user gives.
     official = dict(file_name=cfg.file_name, sha256_prefix=cfg.sha256_prefix) if pretrained is True else {}
-    state = to_model_keys(model, read_checkpoint(source, cache_dir=cache_dir, **official))
+    state = read_checkpoint(source, cache_dir=cache_dir, **official)
     skip: tuple[str, ...] = ()
     if model.num_classes != cfg.num_classes:
         skip = (cfg.classifier + ".",)
         _logger.info("%s: classifier (%d classes) left at its initialisation", variant, model.num_classes)
     first = cfg.first_conv + ".weight"
     in_chans = model.state_dict()[first].shape[1]
-    if first in state and state[first].shape[1] != in_chans:
-        state[first] = adapt_input_conv(in_chans, state[first])
-    check_state_dict(model, state, skip=skip)
+    for name in {first, official_key_map(model)[first]}:  # the file may use either naming
+        if name in state and state[name].shape[1] != in_chans:
+            state[name] = adapt_input_conv(in_chans, state[name])
+    state = fit_state_dict(model, state, skip=skip)
     model.load_state_dict({k: v for k, v in state.items() if not k.startswith(skip)}, strict=not skip)
 
 

@@ -149,6 +149,10 @@ def read_checkpoint(
     return state
 
 
+def _count(keys: list) -> str:
+    return f"{len(keys)} key{'' if len(keys) == 1 else 's'}"
+
+
 def _group(keys) -> list[str]:
     """Collapse block indices so that 'layer3.4.bn1.weight' and 'layer3.5.bn1.weight' count as one pattern."""
     groups: dict[str, list[str]] = defaultdict(list)
@@ -162,36 +166,38 @@ def _group(keys) -> list[str]:
     return lines
 
 
-def to_model_keys(model: nn.Module, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Rename an official (or our own) state_dict to ``model``'s key names. Unknown keys are kept as they are,
-    so that ``check_state_dict`` can report them."""
+def fit_state_dict(model: nn.Module, state: Mapping[str, Tensor], skip: tuple[str, ...] = ()) -> dict[str, Tensor]:
+    """Rename an official (or our own) state_dict to ``model``'s key names and check that it fits exactly.
+
+    Keys starting with a prefix in ``skip`` (our names) are left out of the check. A misfit raises a
+    CheckpointError listing missing, unexpected and mis-shaped keys, grouped by pattern, under the names the
+    checkpoint itself uses.
+    """
     ours = official_key_map(model)
-    if set(state) & set(ours) and not set(state) & set(ours.values()) - set(ours):
-        return dict(state)  # already in our names
-    back = {official: key for key, official in ours.items()}
-    return {back.get(k, k): v for k, v in state.items()}
-
-
-def check_state_dict(model: nn.Module, state: Mapping[str, Tensor], skip: tuple[str, ...] = ()) -> None:
-    """Raise a CheckpointError that lists missing, unexpected and mis-shaped keys, grouped by pattern."""
+    in_our_names = bool(set(state) & set(ours)) and not set(state) & (set(ours.values()) - set(ours))
+    if in_our_names:
+        renamed, shown = dict(state), {}
+    else:
+        back = {official: key for key, official in ours.items()}
+        renamed, shown = {back.get(k, k): v for k, v in state.items()}, ours
     expected = {k: v.shape for k, v in model.state_dict().items() if not k.startswith(skip)}
-    given = {k: v for k, v in state.items() if not k.startswith(skip)}
-    missing = [k for k in expected if k not in given]
-    unexpected = [k for k in given if k not in expected]
+    given = {k: v for k, v in renamed.items() if not k.startswith(skip)}
+    missing = [shown.get(k, k) for k in expected if k not in given]
+    unexpected = [shown.get(k, k) for k in given if k not in expected]
     wrong = [
-        f"{k}: checkpoint {tuple(given[k].shape)} vs model {tuple(expected[k])}"
+        f"{shown.get(k, k)}: checkpoint {tuple(given[k].shape)} vs model {tuple(expected[k])}"
         for k in expected
         if k in given and given[k].shape != expected[k]
     ]
     if not (missing or unexpected or wrong):
-        return
+        return renamed
     parts = [f"the checkpoint does not fit {type(model).__name__}:"]
     if missing:
-        parts += [f"missing ({len(missing)} keys the model needs):", *_group(missing)]
+        parts += [f"missing ({_count(missing)} the model needs):", *_group(missing)]
     if unexpected:
-        parts += [f"unexpected ({len(unexpected)} keys the model does not have):", *_group(unexpected)]
+        parts += [f"unexpected ({_count(unexpected)} the model does not have):", *_group(unexpected)]
     if wrong:
-        parts += [f"wrong shape ({len(wrong)} keys):", *("  " + w for w in wrong[:12])]
+        parts += [f"wrong shape ({_count(wrong)}):", *("  " + w for w in wrong[:12])]
         if len(wrong) > 12:
             parts.append(f"  ... and {len(wrong) - 12} more")
     parts.append("Is it a checkpoint of this model variant (depth, v1d or not, num_classes, in_chans)?")
@@ -217,7 +223,6 @@ def load_official_checkpoint(
     Returns:
         ``model``, with the weights loaded.
     """
-    state = to_model_keys(model, read_checkpoint(source, sha256_prefix=sha256_prefix, cache_dir=cache_dir))
-    check_state_dict(model, state)
+    state = fit_state_dict(model, read_checkpoint(source, sha256_prefix=sha256_prefix, cache_dir=cache_dir))
     model.load_state_dict(state, strict=True)
     return model
