@@ -158,9 +158,7 @@ def _group(keys) -> list[str]:
     groups: dict[str, list[str]] = defaultdict(list)
     for k in keys:
         groups[re.sub(r"\.\d+\.", ".*.", k)].append(k)
-    lines = [
-        f"  {pattern}  ({len(ks)} key{'s' if len(ks) > 1 else ''}, e.g. {ks[0]})" for pattern, ks in groups.items()
-    ]
+    lines = [f"  {pattern}  ({_count(ks)}, e.g. {ks[0]})" for pattern, ks in groups.items()]
     if len(lines) > 12:
         lines = lines[:12] + [f"  ... and {len(lines) - 12} more patterns"]
     return lines
