@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn as nn
+
+from adaptconv.ops import Involution2d
 
 #: the reference data beside the clone in CI; a user's clone has none, and tests that need it skip
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -24,3 +27,31 @@ def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
     """||out - ref|| / ||ref||, computed in float64."""
     out, ref = out.double(), ref.double()
     return ((out - ref).norm() / ref.norm().clamp_min(1e-300)).item()
+
+
+def randomize_norms(model: nn.Module, x: torch.Tensor, seed: int = 0) -> nn.Module:
+    """Make every tensor of ``model`` matter, in eval mode, on input ``x``.
+
+    Random BN affine parameters (the zero-initialised last BN of a block included), BN running statistics of
+    ``x`` itself, random conv and linear biases, random BN counters, and random involution kernel biases. The
+    data-dependent part of the involution kernels is damped: an involution is quadratic in the scale of its
+    input, so a random deep RedNet overflows in eval mode on statistics that are only slightly off.
+    """
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+                m.momentum = None  # cumulative average: the statistics of x alone
+            elif isinstance(m, Involution2d):
+                m.span.weight.mul_(0.1)
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+        model.train()
+        model(x.float())
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.num_batches_tracked.fill_(int(torch.randint(1, 10_000, (), generator=g)))
+                m.momentum = 0.1
+    return model.eval()

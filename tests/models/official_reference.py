@@ -1,10 +1,9 @@
 """Independent, purely functional eval-mode forward pass of the *official* SCNet and RedNet classifiers.
 
-Test helper only: it is written from the architecture facts in
-``/work/shared/reference/official-architecture.md`` (official SCNet c0b5bd6, involution 21c3158) and
-uses nothing but ``torch.nn.functional`` on an official-format state_dict (key names as in the official
-checkpoints), so the library's ``nn.Module`` implementation can be checked against it by feeding both the
-same weights.
+Test helper only: it is written from the architecture facts in ``shared/reference/official-architecture.md``
+(beside the repository in CI; official SCNet c0b5bd6, involution 21c3158) and uses nothing but
+``torch.nn.functional`` on an official-format state_dict (key names as in the official checkpoints), so the
+library's ``nn.Module`` implementation can be checked against it by feeding both the same weights.
 
 It deliberately shares no code with ``adaptconv``. Block counts, strides, downsample placement and avd
 placement come from the depth facts; channel counts come from the tensor shapes in the state_dict. Every

@@ -19,6 +19,7 @@ import pytest
 import timm
 import torch
 import torch.nn as nn
+from helpers import SHARED, randomize_norms
 from timm.models import adapt_input_conv
 from torch import Tensor
 
@@ -27,7 +28,6 @@ from adaptconv import CheckpointError, load_official_checkpoint, official_state_
 from adaptconv.models import official_key_map
 from adaptconv.models.pretrained import PRETRAINED
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 STATE_DICTS = SHARED / "reference" / "state_dicts"
 SMALL = ("rednet26", "scnet50")
 X = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
@@ -37,40 +37,6 @@ STAGES = (1, 2, 3, 4)  # feature_info indices of the four stage outputs (0 is th
 # ------------------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------------------
-
-
-def randomise(model: nn.Module, seed: int) -> nn.Module:
-    """Random BN scales/shifts (the last BN of each block starts at zero), random biases, and BN statistics
-    that are neither 0 nor 1, so that any tensor loaded wrongly changes the outputs.
-
-    The statistics are those of ``X`` at each BN (measured in eval mode), perturbed a little: drawn
-    independently of the activations, they let a random RedNet overflow to NaN within a few blocks (an
-    involution is quadratic in the scale of its input), and NaN logits never compare equal.
-    """
-    g = torch.Generator().manual_seed(seed)
-
-    def calibrate(bn: nn.BatchNorm2d, args: tuple[Tensor]) -> None:
-        x = args[0]
-        noise = torch.randn(bn.num_features, generator=g) * 0.1
-        bn.running_mean.copy_(x.mean((0, 2, 3)) + noise * x.std((0, 2, 3)))
-        bn.running_var.copy_(x.var((0, 2, 3)) * torch.empty(bn.num_features).uniform_(0.8, 1.25, generator=g))
-
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5, generator=g)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-                m.num_batches_tracked.fill_(int(torch.randint(1, 10_000, (), generator=g)))
-            elif isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-        hooks = [bn.register_forward_pre_hook(calibrate) for bn in bns]
-        try:
-            model.eval()(X)
-        finally:
-            for h in hooks:
-                h.remove()
-    return model
 
 
 def fresh(name: str, **kwargs) -> nn.Module:
@@ -141,7 +107,7 @@ def references() -> Callable[[str], Reference]:
     def get(name: str) -> Reference:
         if name not in cache:
             torch.manual_seed(0)
-            model = randomise(adaptconv.create_model(name), seed=0).eval()
+            model = randomize_norms(adaptconv.create_model(name), X)
             with torch.no_grad():
                 features = model.forward_features(X)
                 logits = model.forward_head(features)

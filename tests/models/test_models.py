@@ -9,13 +9,12 @@ import pytest
 import timm
 import torch
 import torch.nn as nn
-from helpers import SHARED, rel_error, require_shared
+from helpers import SHARED, randomize_norms, rel_error, require_shared
 from official_reference import official_forward
 
 import adaptconv
 from adaptconv.models.complexity import count_macs, count_params
 from adaptconv.models.pretrained import PRETRAINED
-from adaptconv.ops import Involution2d
 
 MODELS = adaptconv.list_models()
 SCNETS = [m for m in MODELS if m.startswith("scnet")]
@@ -26,26 +25,6 @@ REFERENCE_GMACS = {
     "scnet50": 3.925, "scnet50_v1d": 4.685, "scnet101": 7.169, "scnet101_v1d": 9.044, "rednet26": 1.685,
     "rednet38": 2.167, "rednet50": 2.649, "rednet101": 4.659, "rednet152": 6.679,
 }  # fmt: skip
-
-
-def randomize_norms(model: nn.Module, x: torch.Tensor, seed: int = 0) -> nn.Module:
-    """Give every BN random affine parameters (the zero-initialised last BN of a block included) and the
-    running statistics of ``x``, and every involution random kernel biases, so that equivalence tests on ``x``
-    see every layer with finite, non-trivial activations."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.weight.data = torch.empty_like(m.weight).uniform_(0.5, 1.5, generator=g)
-            m.bias.data = torch.randn(m.bias.shape, generator=g) * 0.1
-            m.momentum = None  # cumulative average: the statistics of x alone
-        elif isinstance(m, Involution2d):
-            # Damp the data-dependent part of the kernels: y ~ x * W(x) grows quadratically from block to block.
-            m.span.weight.data *= 0.1
-            m.span.bias.data = torch.randn(m.span.bias.shape, generator=g) * 0.1
-    model.train()
-    with torch.no_grad():
-        model(x.float())
-    return model.eval()
 
 
 @pytest.mark.parametrize("name", MODELS)
