@@ -20,22 +20,8 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from adaptconv.ops import involution_aggregate
-
-
-def unfold_aggregate(x, w, k, s, p, d):
-    """The plain formulation: unfold the whole input (N, C*K*K, L), multiply, sum over taps."""
-    n, c = x.shape[:2]
-    g = w.shape[1] // (k * k)
-    ho, wo = w.shape[-2:]
-    cols = F.unfold(x, k, dilation=d, padding=p, stride=s).view(n, g, c // g, k * k, ho, wo)
-    return (cols * w.view(n, g, 1, k * k, ho, wo)).sum(3).view(n, c, ho, wo)
-
-
-def ours(x, w, k, s, p, d):
-    return involution_aggregate(x, w, k, s, p, d)
+from adaptconv.ops import involution_aggregate, involution_aggregate_unfold
 
 
 def measure(fn, x, w, k, s, p, d, backward: bool, repeats: int) -> dict:
@@ -94,7 +80,7 @@ def main() -> None:
         dtype = getattr(torch, dtype_name)
         x = torch.randn(n, c, h, h, device=args.device, dtype=dtype)
         w = torch.randn(n, (c // 16) * k * k, h, h, device=args.device, dtype=dtype)
-        for impl, fn in [("reference (adaptconv)", ours), ("unfold", unfold_aggregate)]:
+        for impl, fn in [("reference (adaptconv)", involution_aggregate), ("unfold", involution_aggregate_unfold)]:
             for backward in (False, True):
                 r = measure(fn, x, w, k, s, p, d, backward, args.repeats)
                 rows.append(dict(impl=impl, dtype=dtype_name, pass_="fwd+bwd" if backward else "fwd", **r))

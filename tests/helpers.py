@@ -16,13 +16,6 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
 
-def require_shared(*parts: str) -> Path:
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"reference data {path} is not present (it sits beside the repository in CI only)")
-    return path
-
-
 def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
     """||out - ref|| / ||ref||, computed in float64."""
     out, ref = out.double(), ref.double()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import adaptconv
 from adaptconv.cli.main import model_info
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +31,14 @@ def test_two_setup_commands_and_ci_runs_the_test_one():
     assert extracted.stdout.strip() == test_cmd
 
 
-@pytest.mark.parametrize("row", re.findall(r"^\| ((?:scnet|rednet)\w*) \| ([\d.]+)M \| ([\d.]+)G \|", README, re.M))
+MODEL_ROWS = re.findall(r"^\| ((?:scnet|rednet)\w*) \| ([\d.]+)M \| ([\d.]+)G \|", README, re.M)
+
+
+def test_model_table_lists_every_model():
+    assert sorted(r[0] for r in MODEL_ROWS) == sorted(adaptconv.list_models())
+
+
+@pytest.mark.parametrize("row", MODEL_ROWS)
 def test_model_table_matches_measurement(row):
     name, params_m, gmacs = row
     info = model_info(name, (224, 224))

@@ -9,7 +9,7 @@ import pytest
 import timm
 import torch
 import torch.nn as nn
-from helpers import SHARED, randomize_norms, rel_error, require_shared
+from helpers import SHARED, randomize_norms, rel_error
 from official_reference import official_forward
 
 import adaptconv
@@ -116,13 +116,6 @@ def test_parameter_count_and_macs(name):
         ref = json.loads((SHARED / "reference" / "params_flops.json").read_text())["models"][name]
         assert macs == ref["conv_fc_plus_inv"]
         assert count_params(model) == ref["num_params"]
-
-
-def test_parameter_counts_match_official_files():
-    for name in MODELS:
-        ref = json.loads(require_shared("reference", "state_dicts", f"{name}.json").read_text())
-        with torch.device("meta"):
-            assert count_params(adaptconv.create_model(name)) == ref["num_params"], name
 
 
 @pytest.mark.parametrize("name", ["scnet50_v1d", "rednet26"])

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from helpers import DEVICES
-from test_involution_aggregate import unfold_reference
 
 from adaptconv.ops import Involution2d
+from adaptconv.ops import involution_aggregate_unfold as unfold_reference
 
 
 def official_involution(m: Involution2d, x: torch.Tensor) -> torch.Tensor:

@@ -1,25 +1,16 @@
-"""involution_aggregate against an independent unfold formulation of the paper's Eq. 4, forward and backward."""
+"""involution_aggregate (a loop over taps) against the unfold formulation of the paper's Eq. 4, forward and backward."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from helpers import DEVICES, rel_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
 from adaptconv.ops import involution_aggregate, involution_output_size
-
-
-def unfold_reference(x, weight, k, s, p, d):
-    """Eq. 4 with nn.functional.unfold: y[n,c] = sum_t W[n, c // (C/G), t] * unfold(x)[n, c, t]."""
-    n, c = x.shape[:2]
-    ho, wo = weight.shape[-2:]
-    g = weight.shape[1] // (k * k)
-    cols = F.unfold(x, k, dilation=d, padding=p, stride=s).view(n, g, c // g, k * k, ho, wo)
-    return (cols * weight.reshape(n, g, 1, k * k, ho, wo)).sum(3).reshape(n, c, ho, wo)
+from adaptconv.ops import involution_aggregate_unfold as unfold_reference
 
 
 def make_inputs(n, groups, group_channels, h, w, k, s, p, d, dtype=torch.float64, device="cpu"):

@@ -45,12 +45,10 @@ def model_info(name: str, input_size: tuple[int, int]) -> dict:
         model=name,
         params=count_params(model),
         macs=count_macs(model, input_size),
-        input_size=input_size,
         paper_params_m=c.paper_params_m,
         paper_flops=c.paper_flops,
         paper_top1=c.paper_top1,
         paper_top5=c.paper_top5,
-        weights=c.url or c.download_page,
     )
 
 

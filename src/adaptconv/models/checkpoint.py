@@ -25,6 +25,7 @@ from torch import Tensor
 
 __all__ = [
     "CheckpointError",
+    "fit_state_dict",
     "load_official_checkpoint",
     "official_key_map",
     "official_state_dict",
@@ -33,7 +34,6 @@ __all__ = [
 
 #: seconds to wait for a download server before giving up (a machine with no network fails at once or then)
 DOWNLOAD_TIMEOUT_S = float(os.environ.get("ADAPTCONV_DOWNLOAD_TIMEOUT", "20"))
-_HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,64})\.")
 
 
 class CheckpointError(ValueError):
@@ -94,8 +94,8 @@ def _download(url: str, file_name: str | None, sha256_prefix: str | None, cache_
     folder = Path(cache_dir) if cache_dir else Path(torch.hub.get_dir()) / "checkpoints"
     target = folder / name
     if sha256_prefix is None:
-        m = _HASH_IN_NAME.search(name)
-        sha256_prefix = m.group(1) if m else None
+        m = torch.hub.HASH_REGEX.search(name)  # torch.hub's convention: name-<sha256 prefix>.ext
+        sha256_prefix = (m.group(1) or None) if m else None
     if not target.exists():
         folder.mkdir(parents=True, exist_ok=True)
         previous = socket.getdefaulttimeout()

@@ -26,6 +26,4 @@ def create_model(name: str, pretrained=False, **kwargs) -> nn.Module:
         pretrained: False, True (official weights), a checkpoint path or URL, or a state_dict.
         **kwargs: ``num_classes``, ``in_chans``, ``features_only``, ``out_indices``, ``drop_path_rate``, ...
     """
-    if name in PRETRAINED:
-        return timm.models.model_entrypoint(name)(pretrained=pretrained, **kwargs)
     return timm.create_model(name, pretrained=pretrained, **kwargs)

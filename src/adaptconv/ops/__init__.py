@@ -1,7 +1,7 @@
 """The two input-adaptive operators: self-calibrated convolution and involution."""
 
 from .involution import Involution2d
-from .involution_aggregate import involution_aggregate, involution_output_size
+from .involution_aggregate import involution_aggregate, involution_aggregate_unfold, involution_output_size
 from .self_calibrated import CalibrationPool, SelfCalibratedConv2d
 
 __all__ = [
@@ -9,5 +9,6 @@ __all__ = [
     "Involution2d",
     "SelfCalibratedConv2d",
     "involution_aggregate",
+    "involution_aggregate_unfold",
     "involution_output_size",
 ]

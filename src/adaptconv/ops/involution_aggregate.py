@@ -24,7 +24,7 @@ from torch.utils.flop_counter import register_flop_formula
 
 from ._checks import check_feature_map, check_kernel_size, check_positive_int, output_size
 
-__all__ = ["involution_aggregate", "involution_output_size"]
+__all__ = ["involution_aggregate", "involution_aggregate_unfold", "involution_output_size"]
 
 
 def involution_output_size(
@@ -153,6 +153,24 @@ def _flops_forward(x_shape, w_shape, kernel_size, *args, out_shape=None, **kwarg
 def _flops_backward(grad_shape, x_shape, w_shape, kernel_size, *args, out_shape=None, **kwargs) -> int:
     # Two products per tap: one for the input gradient, one for the kernel gradient.
     return 2 * _flops_forward(x_shape, w_shape, kernel_size)
+
+
+def involution_aggregate_unfold(
+    x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int = 1
+) -> Tensor:
+    """Eq. 4 through ``nn.functional.unfold``: the paper's plain formulation, in ordinary differentiable ops.
+
+    It materialises the (N, C*K*K, H_out*W_out) unfolded input, so it needs K*K times the input's memory; it is
+    kept as the independent formulation that tests and benchmarks compare ``involution_aggregate`` with.
+    Arguments as ``involution_aggregate`` (weight (N, G*K*K, H_out, W_out)), without its checks.
+    """
+    n, c = x.shape[:2]
+    ho, wo = weight.shape[-2:]
+    k2 = kernel_size * kernel_size
+    groups = weight.shape[1] // k2
+    cols = F.unfold(x, kernel_size, dilation=dilation, padding=padding, stride=stride)
+    cols = cols.view(n, groups, c // groups, k2, ho, wo)
+    return (cols * weight.reshape(n, groups, 1, k2, ho, wo)).sum(3).reshape(n, c, ho, wo)
 
 
 def involution_aggregate(
