@@ -1,6 +1,9 @@
 """``adaptconv <command>``: thin argument parsing over the library.
 
 Commands:
+  train [DIR]               train a model (no DIR: the embedded Fashion-MNIST subset, in minutes on a CPU)
+  validate [DIR]            top-1/top-5/loss/throughput of a checkpoint or pretrained weights
+  plot RUN_DIR              PNG of a run's loss, accuracy and learning-rate curves
   list                      the models, with their published accuracy and where their weights are
   info [MODEL ...]          parameters and multiply-accumulates at an input size, beside the paper's figures
 """
@@ -8,12 +11,14 @@ Commands:
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 import torch
 
 from ..models import create_model, get_pretrained_config, list_models
 from ..models.complexity import count_macs, count_params
+from .train import add_train_parser, add_validate_parser, to_config
 
 
 def _fmt(value, spec: str = "", missing: str = "-") -> str:
@@ -75,11 +80,41 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..engine import train
+
+    train(to_config(args))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from ..engine import validate
+
+    if not args.checkpoint and not args.pretrained:
+        print("adaptconv validate: give --checkpoint PATH or --pretrained [PATH|URL]", file=sys.stderr)
+        return 2
+    validate(to_config(args))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from ..engine.plot import plot_run
+
+    print(f"wrote {plot_run(args.run_dir, args.output)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="adaptconv", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(sub).set_defaults(func=cmd_train)
+    add_validate_parser(sub).set_defaults(func=cmd_validate)
+    p = sub.add_parser("plot", help="draw a run's curves from its summary.csv")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--output", default=None, help="PNG path (default RUN_DIR/curves.png)")
+    p.set_defaults(func=cmd_plot)
     p = sub.add_parser("list", help="list the models")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'rednet*'")
     p.set_defaults(func=cmd_list)
@@ -90,9 +125,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _last_line(e: BaseException) -> str:
+    """The message of an error, also one re-raised from a worker process (whose text ends with the worker's
+    traceback: its last line is 'module.ErrorName: message')."""
+    lines = [line for line in str(e).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(e).__name__
+    return re.sub(r"^[\w.]*Error: ", "", lines[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    from ..engine import UserError
+
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"adaptconv {args.command}: error: {_last_line(e)}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a spawned process re-raises our errors as another type, with their traceback
+        names = {c.__name__ for base in UserError for c in [base, *_subclasses(base)]}
+        last = str(e).strip().splitlines()[-1] if str(e).strip() else ""
+        if re.match(rf"^[\w.]*\b({'|'.join(names)}): ", last):
+            print(f"adaptconv {args.command}: error: {_last_line(e)}", file=sys.stderr)
+            return 1
+        raise
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [c for sub in cls.__subclasses__() for c in [sub, *_subclasses(sub)]]
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The two input-adaptive operators: self-calibrated convolution and involution."""
 
+from . import involution_cpu  # noqa: F401  (registers the CPU kernels of the aggregation op)
 from .involution import Involution2d
 from .involution_aggregate import involution_aggregate, involution_aggregate_unfold, involution_output_size
 from .self_calibrated import CalibrationPool, SelfCalibratedConv2d

@@ -1,0 +1,89 @@
+"""Arguments of ``adaptconv train`` and ``adaptconv validate``.
+
+Every flag of the classic PyTorch ImageNet training script keeps its name and meaning (``DIR``, ``-a``, ``-j``,
+``--epochs``, ``--start-epoch``, ``-b`` (total over the GPUs of a node), ``--lr``, ``--momentum``, ``--wd``, ``-p``,
+``--resume``, ``-e``, ``--pretrained``, ``--world-size``, ``--rank``, ``--dist-url``, ``--dist-backend``, ``--seed``,
+``--gpu``, ``--multiprocessing-distributed``); the rest are additions.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..engine.config import RECIPES, TrainConfig
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", metavar="DIR", nargs="?", default=None,
+                   help="ImageNet-style folder (DIR/train/<class>/*, DIR/val/<class>/*); none: --dataset or the "
+                        "embedded Fashion-MNIST subset")  # fmt: skip
+    p.add_argument("--dataset", default=None, help="'npz:PATH' (JPEG .npz layout) or 'embedded'")
+    p.add_argument("-a", "--arch", metavar="ARCH", default=None, help="model name (adaptconv list, or any timm name)")
+    p.add_argument("--width", type=float, default=None, help="multiplier of the stage widths (default 1)")
+    p.add_argument("-j", "--workers", type=int, default=None, metavar="N", help="data loading workers per node")
+    p.add_argument("-b", "--batch-size", type=int, default=None, metavar="N",
+                   help="total batch size over all processes of a node")  # fmt: skip
+    p.add_argument("--img-size", type=int, default=None, help="input size (default: the model's, or the data's own "
+                   "for images of at most 64 px)")  # fmt: skip
+    p.add_argument("--num-classes", type=int, default=None, help="default: the number of classes of the data")
+    p.add_argument("--pretrained", nargs="?", const=True, default=False, metavar="PATH|URL",
+                   help="start from the official weights (or from a checkpoint file or URL)")  # fmt: skip
+    p.add_argument("--amp", choices=("bf16", "fp16"), default=None, help="mixed precision")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory format")
+    p.add_argument("--skip-bad-images", action="store_true", help="skip (and count) images that cannot be decoded")
+    p.add_argument("-p", "--print-freq", type=int, default=10, metavar="N", help="log every N steps")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random generator (default 0)")
+    p.add_argument("--gpu", type=int, default=None, help="GPU id to use (one process)")
+    p.add_argument("--cpu", action="store_true", help="stay on the CPU even where a GPU is present")
+    p.add_argument("--world-size", type=int, default=-1, help="number of nodes for distributed training")
+    p.add_argument("--rank", type=int, default=-1, help="node rank for distributed training")
+    p.add_argument("--dist-url", default="env://", help="URL used to set up distributed training")
+    p.add_argument("--dist-backend", default=None, help="distributed backend (default: nccl on GPUs, gloo on CPU)")
+    p.add_argument("--multiprocessing-distributed", action="store_true",
+                   help="launch one process per GPU of this node (world size = GPUs x nodes)")  # fmt: skip
+
+
+def add_train_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("train", help="train a model (default: on the embedded data set)",
+                       description="Train (or with -e evaluate) a classifier.")  # fmt: skip
+    _data_args(p)
+    p.add_argument("--epochs", type=int, default=None, metavar="N")
+    p.add_argument("--start-epoch", type=int, default=0, metavar="N", help="manual epoch number (useful on restarts)")
+    p.add_argument("--lr", "--learning-rate", type=float, default=None, dest="lr", help="initial learning rate")
+    p.add_argument("--momentum", type=float, default=None)
+    p.add_argument("--wd", "--weight-decay", type=float, default=None, dest="weight_decay")
+    p.add_argument("--resume", default=None, metavar="PATH", help="continue from a training checkpoint")
+    p.add_argument("-e", "--evaluate", action="store_true", help="evaluate the model on the validation set and exit")
+    p.add_argument("--recipe", choices=tuple(RECIPES), default=None, help="a paper's hyper-parameters")
+    p.add_argument("--label-smoothing", type=float, default=None)
+    p.add_argument("--schedule", choices=("step", "cosine"), default=None, help="learning-rate schedule")
+    p.add_argument("--step-epochs", type=int, default=None, help="step schedule: divide by 10 every N epochs")
+    p.add_argument("--warmup-epochs", type=float, default=None, help="linear learning-rate warm-up")
+    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (0: off)")
+    p.add_argument("--cutmix", type=float, default=0.0, help="cutmix alpha (0: off)")
+    p.add_argument("--ema", action="store_true", help="keep (and evaluate) an exponential moving average")
+    p.add_argument("--ema-decay", type=float, default=0.9998)
+    p.add_argument("--sync-bn", action="store_true", help="synchronised batch norm over all processes")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--output", default=None, metavar="DIR",
+                   help="run folder (default output/train/<time>-<arch>)")  # fmt: skip
+    p.add_argument("--log", nargs="+", choices=("csv", "tensorboard", "wandb"), default=[],
+                   help="summary.csv is always written; also TensorBoard and/or W&B (offline by default)")  # fmt: skip
+    p.add_argument("--checkpoint-every-steps", type=int, default=0, metavar="N",
+                   help="also write checkpoint.pth every N steps inside an epoch")  # fmt: skip
+    return p
+
+
+def add_validate_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("validate", help="evaluate a checkpoint or pretrained weights",
+                       description="Top-1, top-5, loss and throughput on a validation split.")  # fmt: skip
+    _data_args(p)
+    p.add_argument("--checkpoint", default=None, metavar="PATH",
+                   help="a training checkpoint, or any weights file the model loads")  # fmt: skip
+    return p
+
+
+def to_config(args: argparse.Namespace) -> TrainConfig:
+    names = TrainConfig.__dataclass_fields__
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})

@@ -1,0 +1,22 @@
+"""Data: the embedded default set, ``.npz`` files and image folders; transforms; resumable sampling."""
+
+from .datasets import BadImageError, DataError, embedded_dataset, open_npz
+from .loading import AugmentedDataset, EpochSampler, ShardSampler, collate_skipping
+from .sources import DataSource, open_source, resolve_data_config
+from .transforms import DataConfig, build_transform
+
+__all__ = [
+    "AugmentedDataset",
+    "BadImageError",
+    "DataConfig",
+    "DataError",
+    "DataSource",
+    "EpochSampler",
+    "ShardSampler",
+    "build_transform",
+    "collate_skipping",
+    "embedded_dataset",
+    "open_npz",
+    "open_source",
+    "resolve_data_config",
+]

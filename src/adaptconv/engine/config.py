@@ -1,0 +1,145 @@
+"""The training configuration, and the named recipes that fill in what the command line leaves unset.
+
+Precedence: a value given on the command line, then the recipe's, then the classic ImageNet script's default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = ["RECIPES", "TrainConfig", "resolve_config"]
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training or evaluation run (``None``: not given; the recipe or default decides)."""
+
+    data: str | None = None  # ImageNet-style folder
+    dataset: str | None = None  # 'npz:PATH' or 'embedded'
+    arch: str | None = None
+    width: float | None = None  # multiplier on the stage widths (1 = the paper's model)
+    workers: int | None = None
+    epochs: int | None = None
+    start_epoch: int = 0
+    batch_size: int | None = None  # total over the processes of one node
+    lr: float | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    print_freq: int = 10
+    resume: str | None = None
+    evaluate: bool = False
+    pretrained: str | bool = False
+    checkpoint: str | None = None  # weights to evaluate (validate)
+    world_size: int = -1
+    rank: int = -1
+    dist_url: str = "env://"
+    dist_backend: str | None = None
+    seed: int = 0
+    gpu: int | None = None
+    multiprocessing_distributed: bool = False
+    cpu: bool = False
+    amp: str | None = None  # 'bf16' | 'fp16'
+    channels_last: bool = False
+    compile: bool = False
+    label_smoothing: float | None = None
+    schedule: str | None = None  # 'step' | 'cosine'
+    step_epochs: int | None = None
+    warmup_epochs: float | None = None
+    warmup_factor: float | None = None  # learning rate at the start of the warm-up, as a fraction of --lr
+    nesterov: bool | None = None
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    ema: bool = False
+    ema_decay: float = 0.9998
+    sync_bn: bool = False
+    output: str | None = None
+    img_size: int | None = None
+    num_classes: int | None = None
+    log: list[str] = field(default_factory=list)
+    recipe: str | None = None
+    checkpoint_every_steps: int = 0
+    skip_bad_images: bool = False
+    lr_reference_batch: int | None = None  # --lr is for this total batch size; scaled linearly to the real one
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+#: the classic PyTorch ImageNet script's defaults (step decay /10 every 30 epochs)
+CLASSIC = dict(arch="resnet18", workers=4, epochs=90, batch_size=256, lr=0.1, momentum=0.9, weight_decay=1e-4,
+               schedule="step", step_epochs=30, warmup_epochs=0, warmup_factor=0.1, label_smoothing=0.0,
+               nesterov=False, width=1.0)  # fmt: skip
+
+RECIPES: dict[str, dict[str, Any]] = {
+    # SCNet paper (Liu et al., CVPR 2020, Sec. 4.1): SGD, lr 0.1 for batch 256, /10 every 30 epochs, 100 epochs,
+    # label smoothing 0.1.
+    "scnet": dict(
+        arch="scnet50",
+        epochs=100,
+        batch_size=256,
+        lr=0.1,
+        lr_reference_batch=256,
+        schedule="step",
+        step_epochs=30,
+        label_smoothing=0.1,
+        weight_decay=1e-4,
+        nesterov=False,
+    ),  # fmt: skip
+    # RedNet paper (Li et al., CVPR 2021, Sec. 4.1) and its mmcls schedule: SGD Nesterov, lr 0.8 for batch 2048
+    # scaled linearly, cosine with linear warm-up (5 epochs from 0.25 x lr), 130 epochs, label smoothing 0.1,
+    # weight decay 1e-4.
+    "rednet": dict(
+        arch="rednet50",
+        epochs=130,
+        batch_size=256,
+        lr=0.8,
+        lr_reference_batch=2048,
+        schedule="cosine",
+        warmup_epochs=5,
+        warmup_factor=0.25,
+        label_smoothing=0.1,
+        weight_decay=1e-4,
+        nesterov=True,
+    ),  # fmt: skip
+    # The embedded default: RedNet-26 at half width on the 28x28 Fashion-MNIST subset, chosen to reach >= 80%
+    # top-1 within 3 minutes on 2 CPU cores (README, "The default run"; benchmarks/default_run.py measures it).
+    "embedded": dict(
+        arch="rednet26",
+        width=0.5,
+        workers=0,
+        epochs=4,
+        batch_size=64,
+        lr=0.05,
+        schedule="cosine",
+        warmup_epochs=0,
+        label_smoothing=0.0,
+        weight_decay=5e-5,
+        nesterov=True,
+    ),  # fmt: skip
+}
+
+
+def resolve_config(cfg: TrainConfig) -> TrainConfig:
+    """Fill every ``None`` from the recipe (default: 'embedded' without data, else none) and the classic defaults,
+    and scale the learning rate to the batch size where the recipe gives it for another."""
+    recipe = cfg.recipe
+    if recipe is None and cfg.data is None and cfg.dataset in (None, "embedded"):
+        recipe = "embedded"
+    if recipe is not None and recipe not in RECIPES:
+        raise ValueError(f"unknown --recipe {recipe!r}; choose from {', '.join(RECIPES)}")
+    values = {**CLASSIC, **(RECIPES[recipe] if recipe else {})}
+    out = TrainConfig.from_dict(cfg.to_dict())
+    out.recipe = recipe
+    lr_given = cfg.lr is not None
+    for key, value in values.items():
+        if getattr(out, key) is None:
+            setattr(out, key, value)
+    if not lr_given and out.lr_reference_batch:
+        out.lr = out.lr * out.batch_size / out.lr_reference_batch
+    return out

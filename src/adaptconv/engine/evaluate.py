@@ -1,0 +1,42 @@
+"""Evaluation: top-1, top-5, loss and throughput of a model on a validation split (all ranks together)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+
+from .config import TrainConfig
+from .distributed import DistContext
+from .metrics import ClassificationMeter
+from .setup import autocast
+
+__all__ = ["evaluate"]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, cfg: TrainConfig, ctx: DistContext) -> dict[str, float]:
+    """``loss`` (cross-entropy), ``top1``, ``top5`` (percent), ``img_per_s``, ``count`` and ``skipped`` images."""
+    was_training = model.training
+    model.eval()
+    meter = ClassificationMeter(ctx.device)
+    criterion = nn.CrossEntropyLoss()
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    skipped = 0
+    start = time.perf_counter()
+    for images, target, bad in loader:
+        images = images.to(ctx.device, non_blocking=True).contiguous(memory_format=fmt)
+        target = target.to(ctx.device, non_blocking=True)
+        with autocast(cfg, ctx.device):
+            logits = model(images)
+        meter.update(criterion(logits.float(), target), logits, target, len(target))
+        skipped += bad
+    out = meter.result(ctx)
+    if ctx.device.type == "cuda":
+        torch.cuda.synchronize(ctx.device)
+    out["img_per_s"] = out["count"] / max(time.perf_counter() - start, 1e-9)
+    out["skipped"] = skipped
+    model.train(was_training)
+    return out

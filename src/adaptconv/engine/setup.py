@@ -1,0 +1,96 @@
+"""Building what a run needs from its configuration: the model, the data loaders, the precision context."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict
+
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+
+from ..data import (
+    AugmentedDataset,
+    DataConfig,
+    DataSource,
+    EpochSampler,
+    ShardSampler,
+    build_transform,
+    collate_skipping,
+)
+from ..models import create_model
+from .config import TrainConfig
+from .distributed import DistContext
+
+__all__ = ["AMP_DTYPES", "autocast", "build_model", "eval_loader", "per_rank", "train_loader"]
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+STAGE_WIDTHS = (64, 128, 256, 512)
+
+
+def build_model(cfg: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
+    """``cfg.arch`` with ``num_classes`` outputs and ``in_chans`` inputs; ``cfg.width`` scales the stage widths of
+    the ResNet-family models (ours and timm's); ``cfg.pretrained`` loads weights (True: the official ones)."""
+    kwargs = {}
+    if cfg.width not in (None, 1, 1.0):
+        if cfg.width <= 0:
+            raise ValueError(f"--width must be positive, got {cfg.width}")
+        kwargs["channels"] = tuple(max(16, int(round(c * cfg.width / 16)) * 16) for c in STAGE_WIDTHS)
+    try:
+        return create_model(cfg.arch, pretrained=cfg.pretrained, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    except TypeError as e:
+        if "channels" in kwargs and "channels" in str(e):
+            raise ValueError(f"--width works with ResNet-family models only, not {cfg.arch}") from None
+        raise
+    except RuntimeError as e:
+        if "Unknown model" in str(e):
+            raise ValueError(f"unknown --arch {cfg.arch!r}: see 'adaptconv list' (or any timm model name)") from None
+        raise
+
+
+def per_rank(total: int, ctx: DistContext, what: str) -> int:
+    """Split a per-node total (batch size, workers) over the processes of a node, as the classic script does."""
+    if what == "workers":
+        return (total + ctx.local_world_size - 1) // ctx.local_world_size
+    if total % ctx.local_world_size:
+        raise ValueError(f"--batch-size {total} is the total over the {ctx.local_world_size} processes of a node "
+                         "and must divide evenly between them")  # fmt: skip
+    return total // ctx.local_world_size
+
+
+def train_loader(source: DataSource, data_cfg: DataConfig, cfg: TrainConfig, ctx: DistContext):
+    """The training loader and its :class:`EpochSampler` (seeded, resumable)."""
+    ds = AugmentedDataset(source.train, build_transform(data_cfg, train=True), skip_bad=cfg.skip_bad_images)
+    sampler = EpochSampler(ds, ctx.world_size, ctx.rank, seed=cfg.seed)
+    workers = per_rank(cfg.workers, ctx, "workers")
+    loader = DataLoader(
+        ds, batch_size=per_rank(cfg.batch_size, ctx, "batch"), sampler=sampler, num_workers=workers,
+        collate_fn=collate_skipping, drop_last=True, pin_memory=ctx.device.type == "cuda",
+        persistent_workers=workers > 0, generator=torch.Generator().manual_seed(cfg.seed),
+    )  # fmt: skip
+    return loader, sampler
+
+
+def eval_loader(source: DataSource, data_cfg: DataConfig, cfg: TrainConfig, ctx: DistContext) -> DataLoader:
+    """The validation loader: every image exactly once over all ranks, in order."""
+    ds = AugmentedDataset(source.val, build_transform(data_cfg, train=False), skip_bad=cfg.skip_bad_images)
+    workers = per_rank(cfg.workers, ctx, "workers")
+    return DataLoader(
+        ds, batch_size=per_rank(cfg.batch_size, ctx, "batch"), sampler=ShardSampler(len(ds), ctx.world_size, ctx.rank),
+        num_workers=workers, collate_fn=collate_skipping, pin_memory=ctx.device.type == "cuda",
+        persistent_workers=workers > 0, generator=torch.Generator().manual_seed(cfg.seed),
+    )  # fmt: skip
+
+
+def autocast(cfg: TrainConfig, device: torch.device):
+    """``torch.autocast`` for ``--amp``, or nothing."""
+    if cfg.amp is None:
+        return contextlib.nullcontext()
+    if cfg.amp not in AMP_DTYPES:
+        raise ValueError(f"--amp must be one of {', '.join(AMP_DTYPES)}, got {cfg.amp!r}")
+    return torch.autocast(device.type, dtype=AMP_DTYPES[cfg.amp])
+
+
+def data_record(source: DataSource, data_cfg: DataConfig) -> dict:
+    """What a checkpoint keeps about its data, so that evaluation can feed the model the same way."""
+    return dict(source=source.name, classes=list(source.classes), in_chans=source.in_chans, **asdict(data_cfg))

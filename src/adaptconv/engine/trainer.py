@@ -1,0 +1,394 @@
+"""``adaptconv train``: the training loop, with exact resume, signal-safe checkpoints and a NaN guard.
+
+One step: (mixup/cutmix) -> forward under autocast -> loss -> backward through the AMP scaler -> SGD step -> EMA
+update -> learning rate for the next step (timm's schedulers, per step). The host reads device values only every
+``--print-freq`` steps, before a checkpoint and at the end of an epoch; those are also the points where a
+non-finite loss or a stop signal is acted on, identically on every rank.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import resource
+import signal
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from ..data import DataError, open_source, resolve_data_config
+from ..models.checkpoint import CheckpointError
+from .checkpoint import atomic_save, capture_rng, load_training_checkpoint, restore_rng
+from .config import TrainConfig, resolve_config
+from .distributed import DistContext, all_reduce_sum, launch
+from .evaluate import evaluate
+from .loggers import EpochLogger
+from .metrics import ClassificationMeter
+from .setup import autocast, build_model, data_record, eval_loader, train_loader
+from .sync_batchnorm import convert_sync_batchnorm
+
+__all__ = ["NonFiniteLossError", "TrainingStopped", "train"]
+
+CHECKPOINT = "checkpoint.pth"
+BEST = "model_best.pth"
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the run stopped without writing a checkpoint."""
+
+
+class TrainingStopped(SystemExit):
+    """A stop signal (SIGTERM/SIGINT) arrived; a checkpoint was saved. The exit code is 128 + the signal number."""
+
+
+def train(cfg: TrainConfig) -> None:
+    """Run ``cfg`` in the process layout its distributed flags describe (see :func:`.distributed.launch`)."""
+    cfg = resolve_config(cfg)
+    cfg.output = str(_output_dir(cfg))
+    if not cfg.resume and not cfg.evaluate and (Path(cfg.output) / CHECKPOINT).exists():
+        raise CheckpointError(
+            f"{cfg.output} already holds {CHECKPOINT} from an earlier run. Continue it with --resume "
+            f"{Path(cfg.output) / CHECKPOINT}, or choose another --output; nothing was overwritten."
+        )
+    launch(_train_worker, cfg)
+
+
+def _seed_everything(seed: int, rank: int) -> None:
+    random.seed(seed + rank)
+    np.random.seed((seed + rank) % 2**32)
+    torch.manual_seed(seed + rank)
+
+
+def _peak_memory_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _output_dir(cfg: TrainConfig) -> Path:
+    if cfg.output:
+        return Path(cfg.output)
+    if cfg.resume:
+        return Path(cfg.resume).resolve().parent
+    return Path("output") / "train" / f"{datetime.now():%Y%m%d-%H%M%S}-{cfg.arch}"
+
+
+class _StopFlag:
+    """Remembers a SIGTERM/SIGINT so that the loop can save a checkpoint at the next safe point."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._previous = {}
+
+    def install(self) -> None:
+        for s in (signal.SIGTERM, signal.SIGINT):
+            self._previous[s] = signal.signal(s, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = signum
+
+    def uninstall(self) -> None:
+        for s, h in self._previous.items():
+            signal.signal(s, h)
+
+
+class Trainer:
+    """The state of one training process and the loop over it."""
+
+    def __init__(self, ctx: DistContext, cfg: TrainConfig) -> None:
+        self.ctx, self.cfg = ctx, cfg
+        _seed_everything(cfg.seed, ctx.rank)
+        self.source = open_source(cfg.data, cfg.dataset)
+        num_classes = cfg.num_classes or self.source.num_classes
+        self.model = build_model(cfg, num_classes, self.source.in_chans)
+        self.data_cfg = resolve_data_config(self.source, self.model.pretrained_cfg, cfg.img_size)
+        self.loader, self.sampler = train_loader(self.source, self.data_cfg, cfg, ctx)
+        self.val_loader = eval_loader(self.source, self.data_cfg, cfg, ctx)
+        self.steps_per_epoch = len(self.loader)
+        if self.steps_per_epoch == 0:
+            raise DataError(f"{len(self.source.train)} training images make no full batch of {cfg.batch_size} "
+                            f"on {ctx.world_size} process(es): lower --batch-size")  # fmt: skip
+
+        model = self.model.to(ctx.device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if cfg.sync_bn and ctx.distributed:
+            model = convert_sync_batchnorm(model, ctx.device)
+        self.model = model
+        self.ema = None
+        if cfg.ema:
+            from timm.utils import ModelEmaV3
+
+            # warm-up: the decay grows with the step count, so that short runs do not average in the random init
+            self.ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
+        wrapped: nn.Module = model
+        if ctx.distributed:
+            ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+            wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        self.forward_model = torch.compile(wrapped) if cfg.compile else wrapped
+
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                         weight_decay=cfg.weight_decay, nesterov=bool(cfg.nesterov))  # fmt: skip
+        from timm.scheduler import create_scheduler_v2
+
+        self.scheduler, _ = create_scheduler_v2(
+            self.optimizer, sched=cfg.schedule, num_epochs=cfg.epochs, decay_epochs=cfg.step_epochs, decay_rate=0.1,
+            warmup_lr=cfg.lr * cfg.warmup_factor, warmup_epochs=cfg.warmup_epochs, min_lr=0.0,
+            step_on_epochs=False, updates_per_epoch=self.steps_per_epoch,
+        )  # fmt: skip
+        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=cfg.amp == "fp16")
+        self.mixup = None
+        if cfg.mixup > 0 or cfg.cutmix > 0:
+            from timm.data import Mixup
+
+            self.mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.label_smoothing,
+                               num_classes=num_classes)  # fmt: skip
+            from timm.loss import SoftTargetCrossEntropy
+
+            self.criterion = SoftTargetCrossEntropy()
+        else:
+            self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+
+        self.epoch, self.step, self.global_step = cfg.start_epoch, 0, cfg.start_epoch * self.steps_per_epoch
+        self.best_top1, self.best_epoch = -1.0, -1
+        self.history: list[dict[str, float]] = []
+        self.skipped = 0
+        self.meter: ClassificationMeter | None = None
+        self.resumed_sums: torch.Tensor | None = None
+        self.output = _output_dir(cfg)
+        if cfg.resume:
+            self._resume(load_training_checkpoint(cfg.resume))
+        self.scheduler.step_update(self.global_step)
+
+    # ----------------------------------------------------------------------------------------------------------
+    def _resume(self, ckpt: dict[str, Any]) -> None:
+        cfg = self.cfg
+        if ckpt["arch"] != cfg.arch:
+            raise CheckpointError(f"--resume {cfg.resume} is a checkpoint of {ckpt['arch']}, not of --arch {cfg.arch}")
+        if ckpt.get("world_size", 1) != self.ctx.world_size:
+            raise CheckpointError(
+                f"--resume {cfg.resume} was written by a run of {ckpt.get('world_size', 1)} process(es); resume it "
+                f"with the same number (this run has {self.ctx.world_size}) so that it continues exactly"
+            )
+        self.model.load_state_dict(ckpt["state_dict"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        if self.ema is not None:  # a run that had no EMA before starts its EMA from the resumed weights
+            self.ema.module.load_state_dict(ckpt["ema"] if ckpt.get("ema") is not None else ckpt["state_dict"])
+        self.epoch, self.step, self.global_step = ckpt["epoch"], ckpt["step"], ckpt["global_step"]
+        self.best_top1, self.best_epoch = ckpt["best_top1"], ckpt["best_epoch"]
+        self.history, self.skipped = list(ckpt["history"]), ckpt.get("skipped", 0)
+        mine = ckpt["ranks"][self.ctx.rank]
+        restore_rng(mine["rng"])
+        self.resumed_sums = mine["train_sums"]
+
+    def _state(self) -> dict[str, Any]:
+        # per rank: its generators, and its share of the epoch's running training loss and hits
+        mine = dict(rng=capture_rng(), train_sums=None if self.meter is None else self.meter.sums.cpu())
+        if self.ctx.distributed:
+            states: list[Any] = [None] * self.ctx.world_size
+            dist.all_gather_object(states, mine)
+        else:
+            states = [mine]
+        return dict(
+            arch=self.cfg.arch, args=self.cfg.to_dict(), data=data_record(self.source, self.data_cfg),
+            epoch=self.epoch, step=self.step, global_step=self.global_step, world_size=self.ctx.world_size,
+            state_dict=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(),
+            ema=None if self.ema is None else self.ema.module.state_dict(),
+            best_top1=self.best_top1, best_epoch=self.best_epoch, history=self.history, skipped=self.skipped,
+            ranks=states,
+        )  # fmt: skip
+
+    def save(self, best: bool = False) -> None:
+        """Write ``checkpoint.pth`` (and ``model_best.pth``) atomically; a collective call in DDP."""
+        state = self._state()
+        if self.ctx.is_main:
+            atomic_save(state, self.output / CHECKPOINT)
+            if best:
+                atomic_save(state, self.output / BEST)
+
+    # ----------------------------------------------------------------------------------------------------------
+    def _log(self, text: str) -> None:
+        if self.ctx.is_main:
+            print(text, flush=True)
+
+    def _check(self, bad_at: torch.Tensor, stop: _StopFlag) -> None:
+        """The synchronised safe point: stop on a non-finite loss or a signal, the same way on every rank."""
+        flags = all_reduce_sum([float(bad_at.item() >= 0), float(stop.signum)], self.ctx)
+        if flags[0] > 0:
+            raise NonFiniteLossError(
+                f"the training loss became NaN or infinite (epoch {self.epoch + 1}, at or before step "
+                f"{self.step} of {self.steps_per_epoch}, lr {self.optimizer.param_groups[0]['lr']:.4g}). Training "
+                f"stopped; the last checkpoint in {self.output} was not overwritten. Try a lower --lr, --amp bf16 "
+                "instead of fp16, or check the data."
+            )
+        if flags[1] > 0:
+            signum = int(stop.signum or signal.SIGTERM)  # another rank got it
+            self.save()
+            self._log(f"stopped by signal {signum}: checkpoint saved at epoch {self.epoch + 1}, step {self.step}; "
+                      f"continue with --resume {self.output / CHECKPOINT}")  # fmt: skip
+            raise TrainingStopped(128 + signum)
+
+    def train_epoch(self, stop: _StopFlag) -> dict[str, float]:
+        cfg, ctx = self.cfg, self.ctx
+        self.forward_model.train()
+        self.sampler.set_epoch(self.epoch)
+        self.sampler.set_start(self.step * self.loader.batch_size)
+        meter = self.meter = ClassificationMeter(ctx.device)
+        if self.resumed_sums is not None:  # the part of this epoch done before the resume
+            meter.sums += self.resumed_sums.to(ctx.device)
+            self.resumed_sums = None
+        bad_at = torch.tensor(-1, device=ctx.device)
+        fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        if ctx.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(ctx.device)
+        images_seen, start = 0, time.perf_counter()
+        bar = _progress(self.steps_per_epoch, self.step, f"epoch {self.epoch + 1}/{cfg.epochs}", ctx.is_main)
+        for images, target, skipped in self.loader:
+            images = images.to(ctx.device, non_blocking=True).contiguous(memory_format=fmt)
+            target = target.to(ctx.device, non_blocking=True)
+            soft = None
+            if self.mixup is not None:
+                images, soft = self.mixup(images, target)
+            with autocast(cfg, ctx.device):
+                logits = self.forward_model(images)
+            loss = self.criterion(logits.float(), soft if soft is not None else target)
+            bad_at = torch.where((bad_at < 0) & ~torch.isfinite(loss.detach()), self.step, bad_at)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            if self.ema is not None:
+                self.ema.update(self.model, step=self.global_step)
+            self.step += 1
+            self.global_step += 1
+            self.scheduler.step_update(self.global_step)
+            meter.update(loss, None if soft is not None else logits, target, len(target))
+            self.skipped += skipped
+            images_seen += len(target)
+            at_print = self.step % cfg.print_freq == 0 or self.step == self.steps_per_epoch
+            at_ckpt = cfg.checkpoint_every_steps > 0 and self.global_step % cfg.checkpoint_every_steps == 0
+            if at_print or at_ckpt or (stop.signum and not ctx.distributed):
+                self._check(bad_at, stop)
+            if at_ckpt and self.step < self.steps_per_epoch:
+                self.save()
+            if at_print:
+                rate = images_seen * ctx.world_size / max(time.perf_counter() - start, 1e-9)
+                lr = self.optimizer.param_groups[0]["lr"]
+                bar.report(self.step, loss=loss.item(), lr=lr, img_s=rate)
+        bar.close()
+        seconds = time.perf_counter() - start
+        result = meter.result(ctx)
+        self.meter = None
+        result["img_per_s"] = images_seen * ctx.world_size / max(seconds, 1e-9)
+        result["seconds"] = seconds
+        return result
+
+    def fit(self) -> None:
+        cfg, ctx = self.cfg, self.ctx
+        logger = None
+        if ctx.is_main:
+            self.output.mkdir(parents=True, exist_ok=True)
+            logger = EpochLogger(self.output, [k for k in cfg.log if k != "csv"], cfg.to_dict(), self.output.name)
+        stop = _StopFlag()
+        stop.install()
+        started = time.perf_counter()
+        try:
+            self._log(f"training {cfg.arch} on {self.source.name} ({len(self.source.train)} train / "
+                      f"{len(self.source.val)} val images, {self.data_cfg.img_size} px) for {cfg.epochs} epochs on "
+                      f"{ctx.world_size} x {ctx.device.type}; output: {self.output}")  # fmt: skip
+            while self.epoch < cfg.epochs:
+                train_stats = self.train_epoch(stop) if self.step < self.steps_per_epoch else None
+                val = evaluate(self.forward_model, self.val_loader, cfg, ctx)
+                ema_val = evaluate(self.ema.module, self.val_loader, cfg, ctx) if self.ema is not None else None
+                row = dict(
+                    epoch=self.epoch + 1, lr=self.optimizer.param_groups[0]["lr"],
+                    train_loss=train_stats["loss"] if train_stats else None, val_loss=val["loss"], top1=val["top1"],
+                    top5=val["top5"], img_per_s=train_stats["img_per_s"] if train_stats else None,
+                    peak_mem_mib=_peak_memory_mib(ctx.device), seconds=train_stats["seconds"] if train_stats else None,
+                    ema_top1=ema_val["top1"] if ema_val else None,
+                )  # fmt: skip
+                self.history.append(row)
+                best = val["top1"] > self.best_top1
+                if best:
+                    self.best_top1, self.best_epoch = val["top1"], self.epoch + 1
+                self.epoch, self.step = self.epoch + 1, 0
+                self.save(best=best)
+                if logger is not None:
+                    logger.write(self.history)
+                self._log(f"epoch {self.epoch}/{cfg.epochs}: train loss {_num(row['train_loss'])}, val loss "
+                          f"{val['loss']:.4f}, top-1 {val['top1']:.2f}%, top-5 {val['top5']:.2f}%, train "
+                          f"{_num(row['img_per_s'], '.0f')} img/s, {row['peak_mem_mib']:.0f} MiB peak"
+                          + (f", EMA top-1 {ema_val['top1']:.2f}%" if ema_val else ""))  # fmt: skip
+        finally:
+            stop.uninstall()
+            if logger is not None:
+                logger.close()
+        self._summary(time.perf_counter() - started)
+
+    def _summary(self, seconds: float) -> None:
+        if not self.ctx.is_main or not self.history:
+            return
+        last = self.history[-1]
+        width = f" (width {self.cfg.width:g})" if self.cfg.width not in (None, 1, 1.0) else ""
+        lines = [
+            f"done: {self.cfg.arch}{width}, {self.cfg.epochs} epochs on {self.source.name}",
+            f"  top-1 {last['top1']:.2f}%  top-5 {last['top5']:.2f}%  (best top-1 {self.best_top1:.2f}% at epoch "
+            f"{self.best_epoch})",
+            f"  time {seconds:.0f} s in this process; {sum(r['seconds'] or 0 for r in self.history):.0f} s of "
+            f"training in all epochs",
+            f"  skipped images: {self.skipped}" if self.cfg.skip_bad_images else None,
+            f"  checkpoint: {self.output / CHECKPOINT}  best: {self.output / BEST}",
+            f"  per-epoch results: {self.output / 'summary.csv'}",
+        ]
+        print("\n".join(line for line in lines if line), flush=True)
+
+
+def _num(v, spec: str = ".4f") -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+class _progress:
+    """A tqdm bar on a terminal; plain log lines otherwise (rank 0 only)."""
+
+    def __init__(self, total: int, initial: int, desc: str, main: bool) -> None:
+        self.main, self.desc, self.total = main, desc, total
+        self.tty = main and sys.stderr.isatty() and not os.environ.get("CI")
+        self.bar = None
+        if self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
+        self.last = initial
+
+    def report(self, step: int, loss: float, lr: float, img_s: float) -> None:
+        if self.bar is not None:
+            self.bar.update(step - self.last)
+            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", img_s=f"{img_s:.0f}")
+        elif self.main:
+            print(f"{self.desc} step {step}/{self.total}: loss {loss:.4f}, lr {lr:.4g}, {img_s:.0f} img/s", flush=True)
+        self.last = step
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _train_worker(ctx: DistContext, cfg: TrainConfig) -> None:
+    trainer = Trainer(ctx, cfg)
+    if cfg.evaluate:
+        from .validate import report
+
+        report(evaluate(trainer.forward_model, trainer.val_loader, cfg, ctx), cfg, ctx, trainer.source.name)
+        return
+    trainer.fit()

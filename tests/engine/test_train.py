@@ -1,0 +1,227 @@
+"""``adaptconv train`` / ``validate`` / ``plot`` end to end, in subprocesses, on a tiny generated data set."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from adaptconv.engine.loggers import read_summary
+
+CLI = [sys.executable, "-m", "adaptconv.cli.main"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "WANDB_SILENT": "true"}
+STEPS_PER_EPOCH = 6  # 48 training images, batch 8
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    """4 classes of 16x16 grey images, each class a bright horizontal band at its own height, plus noise."""
+    rng = np.random.default_rng(0)
+    root = tmp_path_factory.mktemp("tiny")
+
+    def split(n):
+        y = (np.arange(n) % 4).astype(np.uint8)
+        x = (rng.random((n, 16, 16)) * 60).astype(np.uint8)
+        for i in range(n):
+            x[i, 4 * y[i] : 4 * y[i] + 4] += 150
+        return x, y
+
+    (xt, yt), (xv, yv) = split(48), split(16)
+    np.savez(root / "tiny.npz", x_train=xt, y_train=yt, x_test=xv, y_test=yv)
+    return root / "tiny.npz"
+
+
+def args(tiny: Path, output: Path, *extra: str) -> list[str]:
+    return ["train", "--dataset", f"npz:{tiny}", "-a", "rednet26", "--width", "0.25", "-b", "8", "--epochs", "2",
+            "--lr", "0.05", "--schedule", "cosine", "-j", "0", "-p", "1", "--output", str(output), *extra]  # fmt: skip
+
+
+def run(argv: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
+    result = subprocess.run(CLI + argv, capture_output=True, text=True, env=ENV, timeout=600, **kw)
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    ckpt = torch.load(path, weights_only=True)
+    return {**{f"model.{k}": v for k, v in ckpt["state_dict"].items()},
+            **{f"momentum.{k}": v["momentum_buffer"] for k, v in ckpt["optimizer"]["state"].items()}}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def finished(tiny, tmp_path_factory) -> Path:
+    """One uninterrupted 2-epoch run, checkpointing every step."""
+    out = tmp_path_factory.mktemp("runs") / "a"
+    result = run(args(tiny, out, "--checkpoint-every-steps", "1"))
+    assert "done: rednet26 (width 0.25), 2 epochs" in result.stdout
+    return out
+
+
+def test_run_writes_checkpoints_and_summary(finished):
+    rows = read_summary(finished / "summary.csv")
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert {"lr", "train_loss", "val_loss", "top1", "top5", "img_per_s", "peak_mem_mib", "seconds"} <= set(rows[0])
+    ckpt = torch.load(finished / "checkpoint.pth", weights_only=True)
+    assert (ckpt["epoch"], ckpt["step"], ckpt["global_step"]) == (2, 0, 2 * STEPS_PER_EPOCH)
+    assert (finished / "model_best.pth").is_file()
+    assert not [p for p in finished.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_killed_run_resumes_bit_identically(tiny, finished, tmp_path):
+    """SIGKILL at a random step, resume from the last checkpoint: the same weights as the uninterrupted run."""
+    out = tmp_path / "b"
+    kill_at = random.Random().randint(2, 2 * STEPS_PER_EPOCH - 2)
+    # other data-loading workers than the uninterrupted run: augmentation must not depend on them
+    proc = subprocess.Popen(CLI + args(tiny, out, "--checkpoint-every-steps", "1", "-j", "2"), env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    seen = 0
+    for line in proc.stdout:
+        if " step " in line and ": loss " in line:
+            seen += 1
+            if seen == kill_at:
+                proc.send_signal(signal.SIGKILL)
+                break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before step {kill_at}"
+    assert torch.load(out / "checkpoint.pth", weights_only=True)["global_step"] >= kill_at
+    run(args(tiny, out, "--checkpoint-every-steps", "1", "--resume", str(out / "checkpoint.pth")))
+    a, b = weights(finished / "checkpoint.pth"), weights(out / "checkpoint.pth")
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"killed at step {kill_at}; differs: {different[:5]}"
+    assert read_summary(out / "summary.csv") == [
+        {**r, "seconds": s["seconds"], "img_per_s": s["img_per_s"], "peak_mem_mib": s["peak_mem_mib"]}
+        for r, s in zip(read_summary(finished / "summary.csv"), read_summary(out / "summary.csv"), strict=True)
+    ]
+
+
+def test_sigterm_saves_a_checkpoint_and_exits(tiny, tmp_path):
+    out = tmp_path / "t"
+    proc = subprocess.Popen(CLI + args(tiny, out), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)  # fmt: skip
+    for line in proc.stdout:
+        if "step 3/" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest = proc.stdout.read()
+    proc.wait(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, rest
+    assert "--resume" in rest
+    ckpt = torch.load(out / "checkpoint.pth", weights_only=True)
+    assert ckpt["epoch"] == 0 and ckpt["step"] >= 3
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny, tmp_path):
+    out = tmp_path / "n"
+    result = run(args(tiny, out, "--lr", "1e30", "--checkpoint-every-steps", "1"), check=False)
+    assert result.returncode == 1
+    assert "NaN or infinite" in result.stderr and "Traceback" not in result.stderr
+    ckpt = torch.load(out / "checkpoint.pth", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+def test_corrupt_resume_is_refused_and_kept(tiny, tmp_path):
+    out = tmp_path / "c"
+    out.mkdir()
+    (out / "checkpoint.pth").write_bytes(b"PK\x03\x04 not really a checkpoint")
+    result = run(args(tiny, out, "--resume", str(out / "checkpoint.pth")), check=False)
+    assert result.returncode == 1 and "cannot read" in result.stderr and "Traceback" not in result.stderr
+    assert (out / "checkpoint.pth").read_bytes() == b"PK\x03\x04 not really a checkpoint"
+
+
+def test_a_new_run_never_overwrites_an_old_one(tiny, finished):
+    before = (finished / "checkpoint.pth").read_bytes()
+    result = run(args(tiny, finished), check=False)
+    assert result.returncode == 1 and "--resume" in result.stderr
+    assert (finished / "checkpoint.pth").read_bytes() == before
+
+
+def test_bad_images_are_named_or_skipped(tmp_path):
+    from data.test_datasets import make_folder
+
+    root = make_folder(tmp_path / "d", per_class=4, size=(20, 20))
+    bad = root / "train" / "b" / "2.jpg"
+    bad.write_bytes(b"this is text, not a JPEG")
+    base = ["train", str(root), "-a", "rednet26", "--width", "0.25", "-b", "4", "--epochs", "1", "--img-size", "16",
+            "-j", "0", "--output"]  # fmt: skip
+    result = run([*base, str(tmp_path / "o1")], check=False)
+    assert result.returncode == 1 and str(bad) in result.stderr and "Traceback" not in result.stderr
+    result = run([*base, str(tmp_path / "o2"), "--skip-bad-images"])
+    assert "skipped images: 1" in result.stdout
+
+
+def test_missing_data_folder(tmp_path):
+    result = run(["train", str(tmp_path / "nowhere"), "--output", str(tmp_path / "o")], check=False)
+    assert result.returncode == 1 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_two_gloo_processes_equal_one_process(tiny, tmp_path):
+    """torchrun with 2 CPU processes (batch 4 each, synchronised BN) == 1 process with batch 8.
+
+    The two sum in another order, so they differ by rounding, which training amplifies; a small learning rate
+    over one epoch keeps that near float precision (after one step they agree to 1e-7)."""
+    extra = ("--sync-bn", "--epochs", "1", "--lr", "0.01")
+    run(args(tiny, tmp_path / "one", *extra))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+                "adaptconv.cli.main"]  # fmt: skip
+    result = subprocess.run(torchrun + args(tiny, tmp_path / "two", *extra), capture_output=True, text=True,
+                            env=ENV, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("done:") == 1, "only rank 0 reports"
+    a, b = weights(tmp_path / "one" / "checkpoint.pth"), weights(tmp_path / "two" / "checkpoint.pth")
+    for k in a:
+        if a[k].is_floating_point():
+            assert (b[k] - a[k]).norm() <= 1e-3 * a[k].norm() + 1e-6, k
+        else:
+            assert torch.equal(a[k], b[k]), k
+    one, two = (read_summary(tmp_path / d / "summary.csv")[0] for d in ("one", "two"))
+    assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-5)
+    assert two["top1"] == one["top1"] and two["val_loss"] == pytest.approx(one["val_loss"], rel=1e-3)
+    assert torch.load(tmp_path / "two" / "checkpoint.pth", weights_only=True)["world_size"] == 2
+
+
+def test_validate_and_evaluate_a_checkpoint(tiny, finished):
+    top1 = read_summary(finished / "summary.csv")[-1]["top1"]
+    out = run(["validate", "--dataset", f"npz:{tiny}", "--checkpoint", str(finished / "checkpoint.pth"), "-j", "0"])
+    assert f"top-1 {top1:.2f}%" in out.stdout and "img/s" in out.stdout
+    out = run(args(tiny, finished, "-e", "--resume", str(finished / "checkpoint.pth")))
+    assert f"top-1 {top1:.2f}%" in out.stdout
+
+
+def test_plot(finished, tmp_path):
+    from PIL import Image
+
+    run(["plot", str(finished), "--output", str(tmp_path / "c.png")])
+    with Image.open(tmp_path / "c.png") as im:
+        assert im.size[0] > 800
+
+
+def test_tensorboard_and_offline_wandb(tiny, tmp_path):
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("wandb")
+    out = tmp_path / "l"
+    env = {k: v for k, v in ENV.items() if not k.startswith("WANDB_") or k == "WANDB_SILENT"}
+    result = subprocess.run(CLI + args(tiny, out, "--epochs", "1", "--log", "tensorboard", "wandb"),
+                            capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
+def test_multiprocessing_distributed_flag_on_cpu(tiny, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run(args(tiny, tmp_path / "m", "--epochs", "1", "--multiprocessing-distributed", "--world-size", "1",
+                      "--rank", "0", "--dist-url", f"tcp://127.0.0.1:{port}", "--cpu"))  # fmt: skip
+    assert "done:" in result.stdout

@@ -1,0 +1,70 @@
+"""The CPU kernels (unfold for small maps, the tap loop for large ones): both paths against the plain formulation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import rel_error
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import adaptconv.ops.involution_cpu as cpu
+from adaptconv.ops import involution_aggregate, involution_aggregate_unfold, involution_output_size
+
+PATHS = {"unfold": 2**62, "taps": 0}
+
+
+@pytest.fixture(params=list(PATHS))
+def path(request, monkeypatch):
+    monkeypatch.setattr(cpu, "UNFOLD_MAX_BYTES", PATHS[request.param])
+    return request.param
+
+
+def _check(x, weight, k, s, p, d, tol):
+    x = x.detach().requires_grad_(True)
+    weight = weight.detach().requires_grad_(True)
+    out = involution_aggregate(x, weight, k, s, p, d)
+    xd, wd = x.detach().double().requires_grad_(True), weight.detach().double().requires_grad_(True)
+    ref = involution_aggregate_unfold(xd, wd, k, s, p, d)
+    grad = torch.randn(ref.shape, dtype=torch.float64)
+    gx, gw = torch.autograd.grad(out, (x, weight), grad.to(out.dtype))
+    rx, rw = torch.autograd.grad(ref, (xd, wd), grad)
+    fmt = torch.channels_last if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last) else (
+        torch.contiguous_format)  # fmt: skip
+    assert out.dtype == x.dtype and gx.is_contiguous(memory_format=fmt) and gw.shape == weight.shape
+    for a, b in ((out, ref), (gx, rx), (gw, rw)):
+        assert rel_error(a, b) <= tol
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    groups=st.integers(1, 2), group_channels=st.sampled_from([1, 16]), h=st.integers(1, 11), w=st.integers(1, 11),
+    k=st.sampled_from([1, 3, 7]), s=st.integers(1, 2), d=st.integers(1, 2), channels_last=st.booleans(),
+)  # fmt: skip
+def test_both_paths_match_the_plain_formulation(groups, group_channels, h, w, k, s, d, channels_last):
+    for limit in PATHS.values():
+        cpu.UNFOLD_MAX_BYTES = limit
+        try:
+            p = d * (k - 1) // 2
+            ho, wo = involution_output_size(h, w, k, s, p, d)
+            x = torch.randn(2, groups * group_channels, h, w, dtype=torch.float64)
+            weight = torch.randn(2, groups * k * k, ho, wo, dtype=torch.float64)
+            if channels_last:
+                x = x.to(memory_format=torch.channels_last)
+            _check(x, weight, k, s, p, d, 1e-12)
+        finally:
+            cpu.UNFOLD_MAX_BYTES = PATHS["unfold"] if limit else 64 * 2**20
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.bfloat16, 1e-2), (torch.float16, 1e-2)])
+def test_precision(path, dtype, tol):
+    x = torch.randn(2, 32, 9, 13).to(dtype)[:, :, :, 1:]  # non-contiguous
+    weight = torch.randn(2, 2 * 49, 5, 6).to(dtype)
+    _check(x, weight, 7, 2, 3, 1, tol)
+
+
+def test_the_switch_follows_the_temporary_size(monkeypatch):
+    x, weight = torch.randn(1, 16, 8, 8), torch.randn(1, 49, 8, 8)
+    assert cpu._use_unfold(x, weight, 7)
+    monkeypatch.setattr(cpu, "UNFOLD_MAX_BYTES", 16 * 49 * 64 * 4 - 1)
+    assert not cpu._use_unfold(x, weight, 7)
