@@ -1,5 +1,6 @@
 """The two input-adaptive operators: self-calibrated convolution and involution."""
 
+from . import involution_triton  # noqa: F401  (registers the CUDA kernels of the aggregation)
 from .involution import Involution2d
 from .involution_aggregate import involution_aggregate, involution_aggregate_unfold, involution_output_size
 from .self_calibrated import CalibrationPool, SelfCalibratedConv2d

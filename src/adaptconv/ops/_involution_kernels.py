@@ -1,0 +1,202 @@
+"""Triton kernels of the involution aggregation (Li et al., CVPR 2021, Eq. 4) and of its gradients.
+
+    y[n, c, h, w] = sum_{i, j} W[n, g*K*K + i*K + j, h, w] * x[n, c, h*s + i*d - p, w*s + j*d - p]
+
+Every kernel is launched on a 1-D grid of (sample, group, spatial tile) programs. A program owns a tile of
+BLOCK_C channels of one group by BLOCK_H x BLOCK_W pixels of the output grid and loops over the group's channels
+in chunks of BLOCK_C, so each per-pixel kernel value is read from memory once and reused for all channels of its
+group. Tensors are addressed through their element strides, so one kernel serves contiguous, channels_last and
+other strided layouts; Triton specialises strides equal to 1, which tells it which axis is contiguous.
+
+Offsets inside one sample are int32 unless WIDE (then int64); the sample offset n * stride_n is always int64.
+Nothing here uses atomics: every output element is written by exactly one program, so results are deterministic.
+
+This module imports triton unconditionally; ``involution_triton`` imports it only where triton is installed.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _tile(pid, grid_w, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+    """Row and column indices of the pixels of spatial tile ``pid``, flattened to BLOCK_H * BLOCK_W."""
+    tiles_w = tl.cdiv(grid_w, BLOCK_W)
+    offs = tl.arange(0, BLOCK_H * BLOCK_W)
+    # BLOCK_W is a power of two, so // and % are shifts, and Triton sees runs of BLOCK_W contiguous columns.
+    rows = (pid // tiles_w) * BLOCK_H + offs // BLOCK_W
+    cols = (pid % tiles_w) * BLOCK_W + offs % BLOCK_W
+    return rows, cols
+
+
+@triton.jit
+def _pixel_offsets(h, w, stride_h, stride_w, WIDE: tl.constexpr):
+    if WIDE:
+        h = h.to(tl.int64)
+        w = w.to(tl.int64)
+    return h * stride_h + w * stride_w
+
+
+@triton.jit
+def _tile_offsets(c, h, w, stride_c, stride_h, stride_w, WIDE: tl.constexpr):
+    """Offsets of a (channels, pixels) tile."""
+    if WIDE:
+        c = c.to(tl.int64)
+    return c[:, None] * stride_c + _pixel_offsets(h, w, stride_h, stride_w, WIDE)[None, :]
+
+
+# Under TRITON_INTERPRET=1 triton.jit gives an interpreted function: then one tile shape and no benchmarking (a
+# large tile, since the interpreter's cost is per program). On a GPU the autotuner picks the tile shape per layer
+# shape, dtype and layout (the channel strides in the key tell contiguous from channels_last).
+INTERPRETED = not isinstance(_tile, triton.runtime.JITFunction)
+_TILES = (
+    [(8, 16, 1)]
+    if INTERPRETED
+    else [(2, 32, 2), (4, 16, 2), (4, 32, 4), (8, 16, 4), (8, 32, 4), (8, 32, 8), (16, 16, 8)]
+)
+CONFIGS = [triton.Config({"BLOCK_H": bh, "BLOCK_W": bw}, num_warps=nw) for bh, bw, nw in _TILES]
+_KEY = ["group_channels", "groups", "height", "width", "height_out", "width_out", "K", "STRIDE", "PAD", "DIL"]
+
+
+@triton.autotune(configs=CONFIGS, key=[*_KEY, "sx_c", "sw_c", "sy_c"])
+@triton.jit
+def forward_kernel(
+    x_ptr, w_ptr, y_ptr,
+    group_channels, groups, height, width, height_out, width_out, grid_h, grid_w,
+    sx_n, sx_c, sx_h, sx_w,
+    sw_n, sw_c, sw_h, sw_w,
+    sy_n, sy_c, sy_h, sy_w,
+    K: tl.constexpr, STRIDE: tl.constexpr, PAD: tl.constexpr, DIL: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, WIDE: tl.constexpr,
+):  # fmt: skip
+    """y (N, C, H_out, W_out) from x (N, C, H, W) and the kernels w (N, G*K*K, H_out, W_out)."""
+    pid = tl.program_id(0)
+    tiles = tl.cdiv(grid_h, BLOCK_H) * tl.cdiv(grid_w, BLOCK_W)
+    ng = pid // tiles
+    n = (ng // groups).to(tl.int64)
+    g = ng % groups
+    ho, wo = _tile(pid % tiles, grid_w, BLOCK_H, BLOCK_W)
+    out_mask = (ho < height_out) & (wo < width_out)
+    c0 = (g * group_channels).to(tl.int64)
+    x_base = x_ptr + n * sx_n + c0 * sx_c
+    y_base = y_ptr + n * sy_n + c0 * sy_c
+    w_base = w_ptr + n * sw_n + (g * K * K).to(tl.int64) * sw_c
+    w_pix = _pixel_offsets(ho, wo, sw_h, sw_w, WIDE)
+    for cb in range(0, group_channels, BLOCK_C):
+        c = cb + tl.arange(0, BLOCK_C)
+        c_mask = c < group_channels
+        acc = tl.zeros((BLOCK_C, BLOCK_H * BLOCK_W), dtype=tl.float32)
+        for i in range(K):
+            hi = ho * STRIDE + i * DIL - PAD
+            h_mask = out_mask & (hi >= 0) & (hi < height)
+            for j in range(K):
+                wi = wo * STRIDE + j * DIL - PAD
+                mask = h_mask & (wi >= 0) & (wi < width)
+                kern = tl.load(w_base + (i * K + j) * sw_c + w_pix, mask=out_mask, other=0.0).to(tl.float32)
+                xv = tl.load(
+                    x_base + _tile_offsets(c, hi, wi, sx_c, sx_h, sx_w, WIDE),
+                    mask=c_mask[:, None] & mask[None, :],
+                    other=0.0,
+                )
+                acc += xv.to(tl.float32) * kern[None, :]
+        y_ptrs = y_base + _tile_offsets(c, ho, wo, sy_c, sy_h, sy_w, WIDE)
+        tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=c_mask[:, None] & out_mask[None, :])
+
+
+@triton.autotune(configs=CONFIGS, key=[*_KEY, "sgy_c", "sx_c", "sw_c", "sgx_c", "sgw_c"])
+@triton.jit
+def backward_kernel(
+    gy_ptr, x_ptr, w_ptr, gx_ptr, gw_ptr,
+    group_channels, groups, height, width, height_out, width_out, grid_h, grid_w,
+    sgy_n, sgy_c, sgy_h, sgy_w,
+    sx_n, sx_c, sx_h, sx_w,
+    sw_n, sw_c, sw_h, sw_w,
+    sgx_n, sgx_c, sgx_h, sgx_w,
+    sgw_n, sgw_c, sgw_h, sgw_w,
+    K: tl.constexpr, STRIDE: tl.constexpr, PAD: tl.constexpr, DIL: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, WIDE: tl.constexpr,
+):  # fmt: skip
+    """Both gradients in one pass over grad_y: gx (N, C, H, W) and gw (N, G*K*K, H_out, W_out).
+
+    A tile (qh, qw) of the output grid gives
+      gw[t, qh, qw] = sum_c gy[c, qh, qw] * x[c, qh*s + i*d - p, qw*s + j*d - p]   (a reduction in registers), and
+      gx at the s*s input pixels (qh*s + rh, qw*s + rw): the gather
+      gx[c, hi, wi] = sum_{taps (i, j) with (hi + p - i*d) % s == 0 ...} W[t, ho, wo] * gy[c, ho, wo],
+      ho = (hi + p - i*d) / s.
+    Splitting the input pixels by phase (rh, rw) makes "does tap (i, j) reach them" one scalar test per program
+    rather than a mask per pixel. The grid covers max(H_out, ceil(H/s)) rows (and likewise columns) so that
+    every input pixel is owned by one program even where H_out * s < H.
+    gw is stored per channel chunk: the first chunk writes it, later ones add to it (only groups wider than
+    BLOCK_C have more than one chunk; the caller then passes a float32 gw so the partial sums keep precision).
+    """
+    pid = tl.program_id(0)
+    tiles = tl.cdiv(grid_h, BLOCK_H) * tl.cdiv(grid_w, BLOCK_W)
+    ng = pid // tiles
+    n = (ng // groups).to(tl.int64)
+    g = ng % groups
+    qh, qw = _tile(pid % tiles, grid_w, BLOCK_H, BLOCK_W)
+    out_mask = (qh < height_out) & (qw < width_out)
+    c0 = (g * group_channels).to(tl.int64)
+    gy_base = gy_ptr + n * sgy_n + c0 * sgy_c
+    x_base = x_ptr + n * sx_n + c0 * sx_c
+    gx_base = gx_ptr + n * sgx_n + c0 * sgx_c
+    w_base = w_ptr + n * sw_n + (g * K * K).to(tl.int64) * sw_c
+    gw_base = gw_ptr + n * sgw_n + (g * K * K).to(tl.int64) * sgw_c
+    gw_pix = _pixel_offsets(qh, qw, sgw_h, sgw_w, WIDE)
+    # Shifting the numerators by a multiple of STRIDE keeps them >= 0, where // and % agree in every convention.
+    SHIFT: tl.constexpr = STRIDE * K * DIL
+    for cb in range(0, group_channels, BLOCK_C):
+        c = cb + tl.arange(0, BLOCK_C)
+        c_mask = c < group_channels
+        gy = tl.load(
+            gy_base + _tile_offsets(c, qh, qw, sgy_c, sgy_h, sgy_w, WIDE),
+            mask=c_mask[:, None] & out_mask[None, :],
+            other=0.0,
+        ).to(tl.float32)
+        for i in range(K):
+            hi = qh * STRIDE + i * DIL - PAD
+            h_mask = out_mask & (hi >= 0) & (hi < height)
+            for j in range(K):
+                wi = qw * STRIDE + j * DIL - PAD
+                mask = h_mask & (wi >= 0) & (wi < width)
+                xv = tl.load(
+                    x_base + _tile_offsets(c, hi, wi, sx_c, sx_h, sx_w, WIDE),
+                    mask=c_mask[:, None] & mask[None, :],
+                    other=0.0,
+                )
+                part = tl.sum(gy * xv.to(tl.float32), axis=0)
+                gw_ptrs = gw_base + (i * K + j) * sgw_c + gw_pix
+                if cb > 0:
+                    part += tl.load(gw_ptrs, mask=out_mask, other=0.0).to(tl.float32)
+                tl.store(gw_ptrs, part.to(gw_ptr.dtype.element_ty), mask=out_mask)
+        for rh in range(STRIDE):
+            hi = qh * STRIDE + rh
+            for rw in range(STRIDE):
+                wi = qw * STRIDE + rw
+                in_mask = (hi < height) & (wi < width)
+                acc = tl.zeros((BLOCK_C, BLOCK_H * BLOCK_W), dtype=tl.float32)
+                for i in range(K):
+                    num_h = rh + PAD - i * DIL + SHIFT
+                    if num_h % STRIDE == 0:
+                        ho = qh + num_h // STRIDE - K * DIL
+                        h_mask = in_mask & (ho >= 0) & (ho < height_out)
+                        for j in range(K):
+                            num_w = rw + PAD - j * DIL + SHIFT
+                            if num_w % STRIDE == 0:
+                                wo = qw + num_w // STRIDE - K * DIL
+                                mask = h_mask & (wo >= 0) & (wo < width_out)
+                                kern = tl.load(
+                                    w_base + (i * K + j) * sw_c + _pixel_offsets(ho, wo, sw_h, sw_w, WIDE),
+                                    mask=mask,
+                                    other=0.0,
+                                ).to(tl.float32)
+                                gyv = tl.load(
+                                    gy_base + _tile_offsets(c, ho, wo, sgy_c, sgy_h, sgy_w, WIDE),
+                                    mask=c_mask[:, None] & mask[None, :],
+                                    other=0.0,
+                                )
+                                acc += gyv.to(tl.float32) * kern[None, :]
+                gx_ptrs = gx_base + _tile_offsets(c, hi, wi, sgx_c, sgx_h, sgx_w, WIDE)
+                tl.store(gx_ptrs, acc.to(gx_ptr.dtype.element_ty), mask=c_mask[:, None] & in_mask[None, :])

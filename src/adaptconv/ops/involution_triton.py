@@ -1,0 +1,153 @@
+"""Triton implementation of the involution aggregation (Li et al., CVPR 2021, Eq. 4), forward and backward.
+
+Importing this module registers the kernels as the CUDA implementations of the custom ops
+``adaptconv::involution_aggregate`` and ``adaptconv::involution_aggregate_backward``, so models and
+``torch.compile`` use them with no other change; the CPU implementation stays the reference. Where triton is not
+installed nothing is registered and the reference serves every device.
+
+The launchers below also run on CPU tensors under ``TRITON_INTERPRET=1`` (set before triton is imported): that is
+how the tests check the kernels without a GPU. The kernels themselves are in ``_involution_kernels``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import Tensor
+
+from .involution_aggregate import _backward_reference, _empty_like_layout, _forward_reference
+
+try:
+    import triton
+
+    from . import _involution_kernels as _kernels
+except ModuleNotFoundError as error:  # only a missing triton means "no kernels"; other errors are bugs
+    if (error.name or "").split(".")[0] != "triton":
+        raise
+    _kernels = None
+
+__all__ = ["AVAILABLE", "SUPPORTED_DTYPES", "involution_aggregate_backward_triton", "involution_aggregate_triton"]
+
+#: whether triton is importable, i.e. whether the CUDA kernels are registered
+AVAILABLE = _kernels is not None
+
+#: dtypes the kernels take (float32 accumulation); others, float64 included, go to the reference
+SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+# Channels of one group held in registers at a time; wider groups are processed in chunks of this many.
+_MAX_BLOCK_C = 32
+_INT32_MAX = 2**31 - 1
+
+
+def _block_channels(group_channels: int) -> int:
+    return min(triton.next_power_of_2(group_channels), _MAX_BLOCK_C)
+
+
+def _needs_int64(*tensors: Tensor) -> bool:
+    """Whether an element offset inside one sample (dims 1-3) can pass int32; the sample offset is always int64."""
+    extents = (
+        sum((size - 1) * stride for size, stride in zip(t.shape[1:], t.stride()[1:], strict=True)) for t in tensors
+    )
+    return max(extents) > _INT32_MAX
+
+
+def _device_guard(t: Tensor):
+    # Triton launches on the current CUDA device: make it the tensors' one.
+    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+
+
+def _geometry(x: Tensor, weight: Tensor, kernel_size: int) -> tuple[int, int]:
+    groups = weight.shape[1] // (kernel_size * kernel_size)
+    return groups, x.shape[1] // groups
+
+
+def involution_aggregate_triton(
+    x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int
+) -> Tensor:
+    """The aggregation y (N, C, H_out, W_out) of x (N, C, H, W) with kernels (N, G*K*K, H_out, W_out), in Triton.
+
+    x and weight: one dtype of ``SUPPORTED_DTYPES``, any strides. The output has x's dtype and the memory format
+    ``involution_aggregate`` gives (channels_last for channels_last x). No argument checks: the public
+    ``involution_aggregate`` does them.
+    """
+    n, c, h, w = x.shape
+    ho, wo = weight.shape[-2:]
+    groups, group_channels = _geometry(x, weight, kernel_size)
+    y = _empty_like_layout((n, c, ho, wo), x, x.dtype)
+    if y.numel() == 0:
+        return y
+
+    def grid(meta):
+        return (n * groups * triton.cdiv(ho, meta["BLOCK_H"]) * triton.cdiv(wo, meta["BLOCK_W"]),)
+
+    with _device_guard(x):
+        _kernels.forward_kernel[grid](
+            x, weight, y,
+            group_channels, groups, h, w, ho, wo, ho, wo,
+            *x.stride(), *weight.stride(), *y.stride(),
+            K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation,
+            BLOCK_C=_block_channels(group_channels), WIDE=_needs_int64(x, weight, y),
+        )  # fmt: skip
+    return y
+
+
+def involution_aggregate_backward_triton(
+    grad_out: Tensor, x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int
+) -> tuple[Tensor, Tensor]:
+    """(grad_x, grad_weight) of the aggregation for grad_out (N, C, H_out, W_out), in Triton, in one kernel.
+
+    Shapes, dtypes and memory formats as ``adaptconv::involution_aggregate_backward``'s reference: grad_x like x,
+    grad_weight like weight. grad_out may have any strides (stride 0 for the gradient of a sum, too).
+    """
+    n, c, h, w = x.shape
+    ho, wo = weight.shape[-2:]
+    groups, group_channels = _geometry(x, weight, kernel_size)
+    block_c = _block_channels(group_channels)
+    grad_x = _empty_like_layout(tuple(x.shape), x, x.dtype)
+    grad_w = _empty_like_layout(tuple(weight.shape), weight, weight.dtype)
+    if grad_x.numel() == 0 or grad_w.numel() == 0:
+        return grad_x.zero_(), grad_w.zero_()
+    # A group wider than one channel chunk sums its partial kernel gradients in memory: keep those in float32.
+    chunked = group_channels > block_c and weight.dtype != torch.float32
+    grad_w_acc = _empty_like_layout(tuple(weight.shape), weight, torch.float32) if chunked else grad_w
+    # Every input pixel belongs to one program: the tiles cover the larger of the output grid and ceil(H/s).
+    grid_h, grid_w = max(ho, triton.cdiv(h, stride)), max(wo, triton.cdiv(w, stride))
+
+    def grid(meta):
+        return (n * groups * triton.cdiv(grid_h, meta["BLOCK_H"]) * triton.cdiv(grid_w, meta["BLOCK_W"]),)
+
+    with _device_guard(x):
+        _kernels.backward_kernel[grid](
+            grad_out, x, weight, grad_x, grad_w_acc,
+            group_channels, groups, h, w, ho, wo, grid_h, grid_w,
+            *grad_out.stride(), *x.stride(), *weight.stride(), *grad_x.stride(), *grad_w_acc.stride(),
+            K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation,
+            BLOCK_C=block_c, WIDE=_needs_int64(grad_out, x, weight, grad_x, grad_w_acc),
+        )  # fmt: skip
+    if chunked:
+        grad_w.copy_(grad_w_acc)
+    return grad_x, grad_w
+
+
+def _supported(*tensors: Tensor) -> bool:
+    return tensors[0].dtype in SUPPORTED_DTYPES and all(t.dtype == tensors[0].dtype for t in tensors)
+
+
+def _forward_cuda(x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> Tensor:
+    if not _supported(x, weight):
+        return _forward_reference(x, weight, kernel_size, stride, padding, dilation)
+    return involution_aggregate_triton(x, weight, kernel_size, stride, padding, dilation)
+
+
+def _backward_cuda(
+    grad_out: Tensor, x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int
+) -> tuple[Tensor, Tensor]:
+    if not _supported(grad_out, x, weight):
+        return _backward_reference(grad_out, x, weight, kernel_size, stride, padding, dilation)
+    return involution_aggregate_backward_triton(grad_out, x, weight, kernel_size, stride, padding, dilation)
+
+
+if AVAILABLE:
+    torch.library.register_kernel("adaptconv::involution_aggregate", "cuda", _forward_cuda)
+    torch.library.register_kernel("adaptconv::involution_aggregate_backward", "cuda", _backward_cuda)
