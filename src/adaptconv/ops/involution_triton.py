@@ -63,13 +63,14 @@ def _geometry(x: Tensor, weight: Tensor, kernel_size: int) -> tuple[int, int]:
 
 
 def involution_aggregate_triton(
-    x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int
+    x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int, wide: bool | None = None
 ) -> Tensor:
     """The aggregation y (N, C, H_out, W_out) of x (N, C, H, W) with kernels (N, G*K*K, H_out, W_out), in Triton.
 
     x and weight: one dtype of ``SUPPORTED_DTYPES``, any strides. The output has x's dtype and the memory format
     ``involution_aggregate`` gives (channels_last for channels_last x). No argument checks: the public
-    ``involution_aggregate`` does them.
+    ``involution_aggregate`` does them. ``wide``: int64 offsets inside a sample; None decides from the sizes
+    (True lets tests check that path on small tensors).
     """
     n, c, h, w = x.shape
     ho, wo = weight.shape[-2:]
@@ -87,18 +88,26 @@ def involution_aggregate_triton(
             group_channels, groups, h, w, ho, wo, ho, wo,
             *x.stride(), *weight.stride(), *y.stride(),
             K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation,
-            BLOCK_C=_block_channels(group_channels), WIDE=_needs_int64(x, weight, y),
+            BLOCK_C=_block_channels(group_channels), WIDE=_needs_int64(x, weight, y) if wide is None else wide,
         )  # fmt: skip
     return y
 
 
 def involution_aggregate_backward_triton(
-    grad_out: Tensor, x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int
+    grad_out: Tensor,
+    x: Tensor,
+    weight: Tensor,
+    kernel_size: int,
+    stride: int,
+    padding: int,
+    dilation: int,
+    wide: bool | None = None,
 ) -> tuple[Tensor, Tensor]:
     """(grad_x, grad_weight) of the aggregation for grad_out (N, C, H_out, W_out), in Triton, in one kernel.
 
     Shapes, dtypes and memory formats as ``adaptconv::involution_aggregate_backward``'s reference: grad_x like x,
     grad_weight like weight. grad_out may have any strides (stride 0 for the gradient of a sum, too).
+    ``wide`` as in ``involution_aggregate_triton``.
     """
     n, c, h, w = x.shape
     ho, wo = weight.shape[-2:]
@@ -123,7 +132,7 @@ def involution_aggregate_backward_triton(
             group_channels, groups, h, w, ho, wo, grid_h, grid_w,
             *grad_out.stride(), *x.stride(), *weight.stride(), *grad_x.stride(), *grad_w_acc.stride(),
             K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation,
-            BLOCK_C=block_c, WIDE=_needs_int64(grad_out, x, weight, grad_x, grad_w_acc),
+            BLOCK_C=block_c, WIDE=_needs_int64(grad_out, x, weight, grad_x, grad_w_acc) if wide is None else wide,
         )  # fmt: skip
     if chunked:
         grad_w.copy_(grad_w_acc)
