@@ -16,7 +16,11 @@ import contextlib
 import torch
 from torch import Tensor
 
-from .involution_aggregate import _backward_reference, _empty_like_layout, _forward_reference
+from .involution_aggregate import (
+    _empty_like_layout,
+    involution_aggregate_backward_reference,
+    involution_aggregate_reference,
+)
 
 try:
     import triton
@@ -145,7 +149,7 @@ def _supported(*tensors: Tensor) -> bool:
 
 def _forward_cuda(x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> Tensor:
     if not _supported(x, weight):
-        return _forward_reference(x, weight, kernel_size, stride, padding, dilation)
+        return involution_aggregate_reference(x, weight, kernel_size, stride, padding, dilation)
     return involution_aggregate_triton(x, weight, kernel_size, stride, padding, dilation)
 
 
@@ -153,7 +157,7 @@ def _backward_cuda(
     grad_out: Tensor, x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int
 ) -> tuple[Tensor, Tensor]:
     if not _supported(grad_out, x, weight):
-        return _backward_reference(grad_out, x, weight, kernel_size, stride, padding, dilation)
+        return involution_aggregate_backward_reference(grad_out, x, weight, kernel_size, stride, padding, dilation)
     return involution_aggregate_backward_triton(grad_out, x, weight, kernel_size, stride, padding, dilation)
 
 
