@@ -32,6 +32,19 @@ def _tile(pid, grid_w, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
 
 
 @triton.jit
+def _channel_mask(c, group_channels, EVEN_C: tl.constexpr):
+    # A constant mask where every chunk is full: loads along a contiguous channel axis can then be vectorised.
+    if EVEN_C:
+        return tl.full(c.shape, 1, tl.int1)
+    return c < group_channels
+
+
+@triton.jit
+def _int64(v):
+    return v * tl.full([], 1, tl.int64)
+
+
+@triton.jit
 def _pixel_offsets(h, w, stride_h, stride_w, WIDE: tl.constexpr):
     if WIDE:
         h = h.to(tl.int64)
@@ -51,10 +64,11 @@ def _tile_offsets(c, h, w, stride_c, stride_h, stride_w, WIDE: tl.constexpr):
 # large tile, since the interpreter's cost is per program). On a GPU the autotuner picks the tile shape per layer
 # shape, dtype and layout (the channel strides in the key tell contiguous from channels_last).
 INTERPRETED = not isinstance(_tile, triton.runtime.JITFunction)
+# (BLOCK_H, BLOCK_W, warps): 8 or 16 elements of a 16-channel group a thread, and narrow tiles for 7x7 and 14x14 maps.
 _TILES = (
     [(8, 16, 1)]
     if INTERPRETED
-    else [(2, 32, 2), (4, 16, 2), (4, 32, 4), (8, 16, 4), (8, 32, 4), (8, 32, 8), (16, 16, 8)]
+    else [(2, 32, 4), (4, 32, 8), (4, 16, 4), (4, 32, 4), (2, 64, 4), (8, 32, 8), (8, 16, 4), (8, 8, 2), (16, 8, 4)]
 )
 CONFIGS = [triton.Config({"BLOCK_H": bh, "BLOCK_W": bw}, num_warps=nw) for bh, bw, nw in _TILES]
 _KEY = ["group_channels", "groups", "height", "width", "height_out", "width_out", "K", "STRIDE", "PAD", "DIL"]
@@ -69,9 +83,13 @@ def forward_kernel(
     sw_n, sw_c, sw_h, sw_w,
     sy_n, sy_c, sy_h, sy_w,
     K: tl.constexpr, STRIDE: tl.constexpr, PAD: tl.constexpr, DIL: tl.constexpr,
-    BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, WIDE: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, EVEN_C: tl.constexpr, WIDE: tl.constexpr,
 ):  # fmt: skip
     """y (N, C, H_out, W_out) from x (N, C, H, W) and the kernels w (N, G*K*K, H_out, W_out)."""
+    if WIDE:  # every product with a stride in int64, the scalar tap offsets included
+        sx_c, sx_h, sx_w = _int64(sx_c), _int64(sx_h), _int64(sx_w)
+        sw_c, sw_h, sw_w = _int64(sw_c), _int64(sw_h), _int64(sw_w)
+        sy_c, sy_h, sy_w = _int64(sy_c), _int64(sy_h), _int64(sy_w)
     pid = tl.program_id(0)
     tiles = tl.cdiv(grid_h, BLOCK_H) * tl.cdiv(grid_w, BLOCK_W)
     ng = pid // tiles
@@ -83,24 +101,25 @@ def forward_kernel(
     x_base = x_ptr + n * sx_n + c0 * sx_c
     y_base = y_ptr + n * sy_n + c0 * sy_c
     w_base = w_ptr + n * sw_n + (g * K * K).to(tl.int64) * sw_c
-    w_pix = _pixel_offsets(ho, wo, sw_h, sw_w, WIDE)
+    h0 = ho * STRIDE - PAD  # the window's top-left input pixel
+    w0 = wo * STRIDE - PAD
+    w_ptrs = w_base + _pixel_offsets(ho, wo, sw_h, sw_w, WIDE)[None, :]
     for cb in range(0, group_channels, BLOCK_C):
         c = cb + tl.arange(0, BLOCK_C)
-        c_mask = c < group_channels
+        c_mask = _channel_mask(c, group_channels, EVEN_C)
+        # Pointers to tap (0, 0); tap (i, j) adds a scalar, which for unrolled j on a unit-stride axis is an immediate.
+        x_ptrs = x_base + _tile_offsets(c, h0, w0, sx_c, sx_h, sx_w, WIDE)
         acc = tl.zeros((BLOCK_C, BLOCK_H * BLOCK_W), dtype=tl.float32)
         for i in range(K):
-            hi = ho * STRIDE + i * DIL - PAD
+            hi = h0 + i * DIL
             h_mask = out_mask & (hi >= 0) & (hi < height)
-            for j in range(K):
-                wi = wo * STRIDE + j * DIL - PAD
+            x_row = x_ptrs + i * DIL * sx_h
+            for j in tl.static_range(K):
+                wi = w0 + j * DIL
                 mask = h_mask & (wi >= 0) & (wi < width)
-                kern = tl.load(w_base + (i * K + j) * sw_c + w_pix, mask=out_mask, other=0.0).to(tl.float32)
-                xv = tl.load(
-                    x_base + _tile_offsets(c, hi, wi, sx_c, sx_h, sx_w, WIDE),
-                    mask=c_mask[:, None] & mask[None, :],
-                    other=0.0,
-                )
-                acc += xv.to(tl.float32) * kern[None, :]
+                kern = tl.load(w_ptrs + (i * K + j) * sw_c, mask=out_mask[None, :], other=0.0)
+                xv = tl.load(x_row + j * DIL * sx_w, mask=c_mask[:, None] & mask[None, :], other=0.0)
+                acc += xv.to(tl.float32) * kern.to(tl.float32)
         y_ptrs = y_base + _tile_offsets(c, ho, wo, sy_c, sy_h, sy_w, WIDE)
         tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=c_mask[:, None] & out_mask[None, :])
 
@@ -116,7 +135,7 @@ def backward_kernel(
     sgx_n, sgx_c, sgx_h, sgx_w,
     sgw_n, sgw_c, sgw_h, sgw_w,
     K: tl.constexpr, STRIDE: tl.constexpr, PAD: tl.constexpr, DIL: tl.constexpr,
-    BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, WIDE: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, EVEN_C: tl.constexpr, WIDE: tl.constexpr,
 ):  # fmt: skip
     """Both gradients in one pass over grad_y: gx (N, C, H, W) and gw (N, G*K*K, H_out, W_out).
 
@@ -131,6 +150,12 @@ def backward_kernel(
     gw is stored per channel chunk: the first chunk writes it, later ones add to it (only groups wider than
     BLOCK_C have more than one chunk; the caller then passes a float32 gw so the partial sums keep precision).
     """
+    if WIDE:  # every product with a stride in int64, the scalar tap offsets included
+        sgy_c, sgy_h, sgy_w = _int64(sgy_c), _int64(sgy_h), _int64(sgy_w)
+        sx_c, sx_h, sx_w = _int64(sx_c), _int64(sx_h), _int64(sx_w)
+        sw_c, sw_h, sw_w = _int64(sw_c), _int64(sw_h), _int64(sw_w)
+        sgx_c, sgx_h, sgx_w = _int64(sgx_c), _int64(sgx_h), _int64(sgx_w)
+        sgw_c, sgw_h, sgw_w = _int64(sgw_c), _int64(sgw_h), _int64(sgw_w)
     pid = tl.program_id(0)
     tiles = tl.cdiv(grid_h, BLOCK_H) * tl.cdiv(grid_w, BLOCK_W)
     ng = pid // tiles
@@ -144,59 +169,58 @@ def backward_kernel(
     gx_base = gx_ptr + n * sgx_n + c0 * sgx_c
     w_base = w_ptr + n * sw_n + (g * K * K).to(tl.int64) * sw_c
     gw_base = gw_ptr + n * sgw_n + (g * K * K).to(tl.int64) * sgw_c
-    gw_pix = _pixel_offsets(qh, qw, sgw_h, sgw_w, WIDE)
-    # Shifting the numerators by a multiple of STRIDE keeps them >= 0, where // and % agree in every convention.
-    SHIFT: tl.constexpr = STRIDE * K * DIL
+    h0 = qh * STRIDE - PAD  # the window's top-left input pixel
+    w0 = qw * STRIDE - PAD
+    gw_ptrs = gw_base + _pixel_offsets(qh, qw, sgw_h, sgw_w, WIDE)
+    w_ptrs = w_base + _pixel_offsets(qh, qw, sw_h, sw_w, WIDE)[None, :]
     for cb in range(0, group_channels, BLOCK_C):
         c = cb + tl.arange(0, BLOCK_C)
-        c_mask = c < group_channels
-        gy = tl.load(
-            gy_base + _tile_offsets(c, qh, qw, sgy_c, sgy_h, sgy_w, WIDE),
-            mask=c_mask[:, None] & out_mask[None, :],
-            other=0.0,
-        ).to(tl.float32)
+        c_mask = _channel_mask(c, group_channels, EVEN_C)
+        gy_ptrs = gy_base + _tile_offsets(c, qh, qw, sgy_c, sgy_h, sgy_w, WIDE)
+        gy = tl.load(gy_ptrs, mask=c_mask[:, None] & out_mask[None, :], other=0.0).to(tl.float32)
+        # Kernel gradient. Taps as in the forward: pointers to tap (0, 0) plus a scalar per tap.
+        x_ptrs = x_base + _tile_offsets(c, h0, w0, sx_c, sx_h, sx_w, WIDE)
         for i in range(K):
-            hi = qh * STRIDE + i * DIL - PAD
+            hi = h0 + i * DIL
             h_mask = out_mask & (hi >= 0) & (hi < height)
-            for j in range(K):
-                wi = qw * STRIDE + j * DIL - PAD
+            x_row = x_ptrs + i * DIL * sx_h
+            for j in tl.static_range(K):
+                wi = w0 + j * DIL
                 mask = h_mask & (wi >= 0) & (wi < width)
-                xv = tl.load(
-                    x_base + _tile_offsets(c, hi, wi, sx_c, sx_h, sx_w, WIDE),
-                    mask=c_mask[:, None] & mask[None, :],
-                    other=0.0,
-                )
+                xv = tl.load(x_row + j * DIL * sx_w, mask=c_mask[:, None] & mask[None, :], other=0.0)
                 part = tl.sum(gy * xv.to(tl.float32), axis=0)
-                gw_ptrs = gw_base + (i * K + j) * sgw_c + gw_pix
+                tap_ptrs = gw_ptrs + (i * K + j) * sgw_c
                 if cb > 0:
-                    part += tl.load(gw_ptrs, mask=out_mask, other=0.0).to(tl.float32)
-                tl.store(gw_ptrs, part.to(gw_ptr.dtype.element_ty), mask=out_mask)
-        for rh in range(STRIDE):
+                    part += tl.load(tap_ptrs, mask=out_mask, other=0.0).to(tl.float32)
+                tl.store(tap_ptrs, part.to(gw_ptr.dtype.element_ty), mask=out_mask)
+        # Input gradient, one phase (rh, rw) of input pixels at a time: tap (i, j) reaches the phase's pixels
+        # (qh*s + rh, qw*s + rw) from the output pixels (qh + dh, qw + dw) when s divides rh + p - i*d (then
+        # dh = (rh + p - i*d) / s), and likewise for columns. The numerators are shifted by a multiple of s to
+        # stay >= 0, where // and % agree in every convention.
+        for rh in tl.static_range(STRIDE):
             hi = qh * STRIDE + rh
-            for rw in range(STRIDE):
+            for rw in tl.static_range(STRIDE):
                 wi = qw * STRIDE + rw
                 in_mask = (hi < height) & (wi < width)
                 acc = tl.zeros((BLOCK_C, BLOCK_H * BLOCK_W), dtype=tl.float32)
                 for i in range(K):
-                    num_h = rh + PAD - i * DIL + SHIFT
+                    num_h = rh + PAD - i * DIL + STRIDE * K * DIL
                     if num_h % STRIDE == 0:
-                        ho = qh + num_h // STRIDE - K * DIL
+                        dh = num_h // STRIDE - K * DIL
+                        ho = qh + dh
                         h_mask = in_mask & (ho >= 0) & (ho < height_out)
-                        for j in range(K):
-                            num_w = rw + PAD - j * DIL + SHIFT
-                            if num_w % STRIDE == 0:
-                                wo = qw + num_w // STRIDE - K * DIL
+                        for j in tl.static_range(K):
+                            num_w = rw + PAD - j * DIL + STRIDE * K * DIL
+                            if num_w % STRIDE == 0:  # decided at compile time
+                                dw = num_w // STRIDE - K * DIL
+                                wo = qw + dw
                                 mask = h_mask & (wo >= 0) & (wo < width_out)
                                 kern = tl.load(
-                                    w_base + (i * K + j) * sw_c + _pixel_offsets(ho, wo, sw_h, sw_w, WIDE),
-                                    mask=mask,
-                                    other=0.0,
-                                ).to(tl.float32)
-                                gyv = tl.load(
-                                    gy_base + _tile_offsets(c, ho, wo, sgy_c, sgy_h, sgy_w, WIDE),
-                                    mask=c_mask[:, None] & mask[None, :],
-                                    other=0.0,
+                                    w_ptrs + ((i * K + j) * sw_c + dh * sw_h + dw * sw_w), mask=mask[None, :], other=0.0
                                 )
-                                acc += gyv.to(tl.float32) * kern[None, :]
+                                gyv = tl.load(
+                                    gy_ptrs + (dh * sgy_h + dw * sgy_w), mask=c_mask[:, None] & mask[None, :], other=0.0
+                                )
+                                acc += gyv.to(tl.float32) * kern.to(tl.float32)
                 gx_ptrs = gx_base + _tile_offsets(c, hi, wi, sgx_c, sgx_h, sgx_w, WIDE)
                 tl.store(gx_ptrs, acc.to(gx_ptr.dtype.element_ty), mask=c_mask[:, None] & in_mask[None, :])

@@ -48,12 +48,18 @@ def _block_channels(group_channels: int) -> int:
     return min(triton.next_power_of_2(group_channels), _MAX_BLOCK_C)
 
 
-def _needs_int64(*tensors: Tensor) -> bool:
-    """Whether an element offset inside one sample (dims 1-3) can pass int32; the sample offset is always int64."""
-    extents = (
-        sum((size - 1) * stride for size, stride in zip(t.shape[1:], t.stride()[1:], strict=True)) for t in tensors
-    )
-    return max(extents) > _INT32_MAX
+def _needs_int64(tensors: tuple[Tensor, ...], reach: int) -> bool:
+    """Whether an offset inside one sample (dims 1-3) could pass int32; the sample offset is always int64.
+
+    ``reach`` bounds how many rows or columns a tap's pointer arithmetic steps outside a tensor (padding plus the
+    window's span); the kernels only dereference in-range elements, but the offsets must not wrap on the way.
+    """
+    for t in tensors:
+        _, _, stride_h, stride_w = t.stride()
+        extent = sum((size - 1) * stride for size, stride in zip(t.shape[1:], t.stride()[1:], strict=True))
+        if extent + reach * (stride_h + stride_w) > _INT32_MAX:
+            return True
+    return False
 
 
 def _device_guard(t: Tensor):
@@ -79,9 +85,11 @@ def involution_aggregate_triton(
     n, c, h, w = x.shape
     ho, wo = weight.shape[-2:]
     groups, group_channels = _geometry(x, weight, kernel_size)
+    block_c = _block_channels(group_channels)
     y = _empty_like_layout((n, c, ho, wo), x, x.dtype)
     if y.numel() == 0:
         return y
+    reach = padding + (kernel_size - 1) * dilation
 
     def grid(meta):
         return (n * groups * triton.cdiv(ho, meta["BLOCK_H"]) * triton.cdiv(wo, meta["BLOCK_W"]),)
@@ -92,7 +100,8 @@ def involution_aggregate_triton(
             group_channels, groups, h, w, ho, wo, ho, wo,
             *x.stride(), *weight.stride(), *y.stride(),
             K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation,
-            BLOCK_C=_block_channels(group_channels), WIDE=_needs_int64(x, weight, y) if wide is None else wide,
+            BLOCK_C=block_c, EVEN_C=group_channels % block_c == 0,
+            WIDE=_needs_int64((x, weight, y), reach) if wide is None else wide,
         )  # fmt: skip
     return y
 
@@ -126,6 +135,7 @@ def involution_aggregate_backward_triton(
     grad_w_acc = _empty_like_layout(tuple(weight.shape), weight, torch.float32) if chunked else grad_w
     # Every input pixel belongs to one program: the tiles cover the larger of the output grid and ceil(H/s).
     grid_h, grid_w = max(ho, triton.cdiv(h, stride)), max(wo, triton.cdiv(w, stride))
+    reach = padding + (kernel_size - 1) * dilation + stride
 
     def grid(meta):
         return (n * groups * triton.cdiv(grid_h, meta["BLOCK_H"]) * triton.cdiv(grid_w, meta["BLOCK_W"]),)
@@ -136,7 +146,8 @@ def involution_aggregate_backward_triton(
             group_channels, groups, h, w, ho, wo, grid_h, grid_w,
             *grad_out.stride(), *x.stride(), *weight.stride(), *grad_x.stride(), *grad_w_acc.stride(),
             K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation,
-            BLOCK_C=block_c, WIDE=_needs_int64(grad_out, x, weight, grad_x, grad_w_acc) if wide is None else wide,
+            BLOCK_C=block_c, EVEN_C=group_channels % block_c == 0,
+            WIDE=_needs_int64((grad_out, x, weight, grad_x, grad_w_acc), reach) if wide is None else wide,
         )  # fmt: skip
     if chunked:
         grad_w.copy_(grad_w_acc)
