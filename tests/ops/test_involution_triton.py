@@ -21,7 +21,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from adaptconv.ops import Involution2d, involution_aggregate, involution_output_size, involution_triton
+from adaptconv.ops import (
+    Involution2d,
+    involution_aggregate,
+    involution_fused,
+    involution_output_size,
+    involution_triton,
+)
 from adaptconv.ops import involution_aggregate_unfold as unfold_reference
 
 pytestmark = pytest.mark.skipif(not involution_triton.AVAILABLE, reason="triton is not installed")
@@ -150,7 +156,7 @@ def test_interpreted_gradient_of_a_sum(interpreter):
     check_against_reference(run_interpreted(interpreter, x, weight, grad, conf), x, weight, grad, conf)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(
     n=st.integers(1, 2),
     groups=st.integers(1, 2),
@@ -174,8 +180,49 @@ def test_interpreted_kernels_property(interpreter, n, groups, group_channels, h,
     check_against_reference(outputs, x, weight, grad, (k, s, p, d))
 
 
+def make_fused_inputs(x, reduced_channels, k, layout, dtype):
+    """Reduced features (N, C_r, H_out, W_out) and a span conv's (G*K*K, C_r) weight and bias for x."""
+    n, c = x.shape[:2]
+    ho, wo = involution_output_size(*x.shape[2:], k, 1, (k - 1) // 2, 1)
+    groups = c // 16 if c % 16 == 0 else 1
+    reduced = arrange(torch.randn(n, reduced_channels, ho, wo, device=x.device).to(dtype), layout)
+    span_weight = (torch.randn(groups * k * k, reduced_channels, device=x.device) / reduced_channels**0.5).to(dtype)
+    return reduced, span_weight, torch.randn(groups * k * k, device=x.device).to(dtype)
+
+
+def check_fused_against_reference(out, x, reduced, span_weight, span_bias, conf):
+    weight = torch.nn.functional.conv2d(reduced.double(), span_weight.double()[:, :, None, None], span_bias.double())
+    assert rel_error(out, unfold_reference(x.double(), weight, *conf)) <= TOLERANCE[x.dtype]
+    with FakeTensorMode() as mode:
+        fake = torch.ops.adaptconv.involution_fused(*(mode.from_tensor(t) for t in (x, reduced, span_weight,
+                                                                                     span_bias)), *conf)  # fmt: skip
+    assert (out.shape, out.stride(), out.dtype) == (fake.shape, fake.stride(), fake.dtype)
+
+
+# (C, H, W, K, reduced channels, dtype, layout): C_r = 40 takes two chunks of the generator's reduced channels.
+FUSED_CASES = [
+    (32, 9, 11, 3, 8, torch.float32, "contiguous"),
+    (16, 7, 6, 5, 40, torch.float32, "channels_last"),
+    (32, 6, 7, 7, 8, torch.bfloat16, "strided"),
+]
+
+
+@pytest.mark.parametrize("case", FUSED_CASES)
+def test_interpreted_fused_kernel_matches_reference(interpreter, case):
+    c, h, w, k, cr, dtype, layout = case
+    conf = (k, 1, (k - 1) // 2, 1)
+    x = arrange(torch.randn(1, c, h, w).to(dtype), layout)
+    reduced, span_weight, span_bias = make_fused_inputs(x, cr, k, layout, dtype)
+    out = interpreter.submit(involution_triton.involution_fused_triton, x, reduced, span_weight, span_bias, *conf)
+    check_fused_against_reference(out.result(), x, reduced, span_weight, span_bias, conf)
+
+
 def test_cuda_kernels_are_registered():
-    for op in ("adaptconv::involution_aggregate", "adaptconv::involution_aggregate_backward"):
+    for op in (
+        "adaptconv::involution_aggregate",
+        "adaptconv::involution_aggregate_backward",
+        "adaptconv::involution_fused",
+    ):
         assert torch._C._dispatch_has_kernel_for_dispatch_key(op, "CUDA")
 
 
@@ -196,6 +243,15 @@ def test_works_without_triton():
 
 
 # --- On CUDA: the compiled kernels behind the custom op -------------------------------------------------------------
+
+
+@pytest.fixture
+def no_tf32():
+    """float32 convolutions and matmuls in true float32: TF32 would dominate the error against float64."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def run_op(x, weight, grad, conf):
@@ -244,13 +300,12 @@ def test_cuda_op_runs_the_triton_kernels_and_passes_opcheck():
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_compiled_layer_matches_float64_reference_on_cuda(channels_last, monkeypatch):
-    # TF32 in the kernel generator's 1x1 convs would dominate the error: compare true float32 with float64.
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+@pytest.mark.usefixtures("no_tf32")
+def test_compiled_layer_matches_float64_reference_on_cuda(channels_last, fused):
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    layer = Involution2d(64, 7, 2).cuda().to(memory_format=fmt)
+    layer = Involution2d(64, 7, 2, fused=fused).cuda().to(memory_format=fmt)
     reference = Involution2d(64, 7, 2).double()
     reference.load_state_dict(layer.state_dict())
     x = torch.randn(4, 64, 29, 31, device="cuda").contiguous(memory_format=fmt).requires_grad_(True)
@@ -277,3 +332,27 @@ def test_cuda_batch_512_beyond_int32_offsets():
     outputs = run_op(x, weight, grad, conf)
     picked = [0, 300, n - 1]
     check_against_reference([t[picked] for t in outputs], x[picked], weight[picked], grad[picked], conf)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(32, 112, 3), (64, 56, 7), (512, 7, 7)])
+@pytest.mark.usefixtures("no_tf32")
+def test_cuda_fused_op_matches_reference(shape, dtype, layout):
+    c, h, k = shape
+    conf = (k, 1, (k - 1) // 2, 1)
+    x = arrange(torch.randn(2, c, h, h + 1, device="cuda").to(dtype), layout)
+    inputs = [x, *make_fused_inputs(x, c // 4, k, layout, dtype)]
+    y = involution_fused(*inputs, *conf)
+    check_fused_against_reference(y, *inputs, conf)
+    # The backward (recomputed kernels, the aggregation's backward kernel, the span's gradients) against autograd
+    # through the float64 formulation.
+    leaves = [t.detach().requires_grad_(True) for t in inputs]
+    grad = torch.randn_like(y)
+    out = torch.autograd.grad(involution_fused(*leaves, *conf), leaves, grad)
+    ref_leaves = [t.detach().double().requires_grad_(True) for t in inputs]
+    weight = torch.nn.functional.conv2d(ref_leaves[1], ref_leaves[2][:, :, None, None], ref_leaves[3])
+    ref = torch.autograd.grad(unfold_reference(ref_leaves[0], weight, *conf), ref_leaves, grad.double())
+    for name, a, b in zip(("x", "reduced", "span_weight", "span_bias"), out, ref, strict=True):
+        assert rel_error(a, b) <= TOLERANCE[dtype], name

@@ -3,6 +3,7 @@
 from . import involution_triton  # noqa: F401  (registers the CUDA kernels of the aggregation)
 from .involution import Involution2d
 from .involution_aggregate import involution_aggregate, involution_aggregate_unfold, involution_output_size
+from .involution_fused import involution_fused
 from .self_calibrated import CalibrationPool, SelfCalibratedConv2d
 
 __all__ = [
@@ -11,5 +12,6 @@ __all__ = [
     "SelfCalibratedConv2d",
     "involution_aggregate",
     "involution_aggregate_unfold",
+    "involution_fused",
     "involution_output_size",
 ]

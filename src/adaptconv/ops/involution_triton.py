@@ -21,6 +21,7 @@ from .involution_aggregate import (
     involution_aggregate_backward_reference,
     involution_aggregate_reference,
 )
+from .involution_fused import involution_fused_reference
 
 try:
     import triton
@@ -31,7 +32,13 @@ except ModuleNotFoundError as error:  # only a missing triton means "no kernels"
         raise
     _kernels = None
 
-__all__ = ["AVAILABLE", "SUPPORTED_DTYPES", "involution_aggregate_backward_triton", "involution_aggregate_triton"]
+__all__ = [
+    "AVAILABLE",
+    "SUPPORTED_DTYPES",
+    "involution_aggregate_backward_triton",
+    "involution_aggregate_triton",
+    "involution_fused_triton",
+]
 
 #: whether triton is importable, i.e. whether the CUDA kernels are registered
 AVAILABLE = _kernels is not None
@@ -41,6 +48,9 @@ SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 # Channels of one group held in registers at a time; wider groups are processed in chunks of this many.
 _MAX_BLOCK_C = 32
+# Reduced channels of the fused kernel's generator held in registers at a time (C_r = C/4 is 8-128 in RedNet-50);
+# more are streamed in chunks of this many for every tap.
+_MAX_BLOCK_R = 32
 _INT32_MAX = 2**31 - 1
 
 
@@ -154,6 +164,49 @@ def involution_aggregate_backward_triton(
     return grad_x, grad_w
 
 
+def involution_fused_triton(
+    x: Tensor,
+    reduced: Tensor,
+    span_weight: Tensor,
+    span_bias: Tensor,
+    kernel_size: int,
+    stride: int,
+    padding: int,
+    dilation: int,
+    wide: bool | None = None,
+) -> Tensor:
+    """``adaptconv::involution_fused`` forward in Triton: the kernels bias + span @ reduced are never stored.
+
+    x (N, C, H, W), reduced (N, C_r, H_out, W_out), span_weight (G*K*K, C_r), span_bias (G*K*K,), one dtype.
+    Output as ``involution_aggregate_triton``; ``wide`` likewise.
+    """
+    n, c, h, w = x.shape
+    ho, wo = reduced.shape[-2:]
+    groups = span_weight.shape[0] // (kernel_size * kernel_size)
+    group_channels = c // groups
+    block_c = _block_channels(group_channels)
+    y = _empty_like_layout((n, c, ho, wo), x, x.dtype)
+    if y.numel() == 0:
+        return y
+    reach = padding + (kernel_size - 1) * dilation
+    reduced_channels = reduced.shape[1]
+
+    def grid(meta):
+        return (n * groups * triton.cdiv(ho, meta["BLOCK_H"]) * triton.cdiv(wo, meta["BLOCK_W"]),)
+
+    with _device_guard(x):
+        _kernels.fused_forward_kernel[grid](
+            x, reduced, span_weight, span_bias, y,
+            group_channels, groups, reduced_channels, h, w, ho, wo, ho, wo,
+            *x.stride(), *reduced.stride(), *span_weight.stride(), *y.stride(),
+            K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation,
+            BLOCK_C=block_c, BLOCK_R=min(triton.next_power_of_2(reduced_channels), _MAX_BLOCK_R),
+            EVEN_C=group_channels % block_c == 0,
+            WIDE=_needs_int64((x, reduced, y), reach) if wide is None else wide,
+        )  # fmt: skip
+    return y
+
+
 def _supported(*tensors: Tensor) -> bool:
     return tensors[0].dtype in SUPPORTED_DTYPES and all(t.dtype == tensors[0].dtype for t in tensors)
 
@@ -172,6 +225,21 @@ def _backward_cuda(
     return involution_aggregate_backward_triton(grad_out, x, weight, kernel_size, stride, padding, dilation)
 
 
+def _fused_cuda(
+    x: Tensor,
+    reduced: Tensor,
+    span_weight: Tensor,
+    span_bias: Tensor,
+    kernel_size: int,
+    stride: int,
+    padding: int,
+    dilation: int,
+) -> Tensor:
+    args = (x, reduced, span_weight, span_bias, kernel_size, stride, padding, dilation)
+    return involution_fused_triton(*args) if _supported(*args[:4]) else involution_fused_reference(*args)
+
+
 if AVAILABLE:
+    torch.library.register_kernel("adaptconv::involution_fused", "cuda", _fused_cuda)
     torch.library.register_kernel("adaptconv::involution_aggregate", "cuda", _forward_cuda)
     torch.library.register_kernel("adaptconv::involution_aggregate_backward", "cuda", _backward_cuda)
