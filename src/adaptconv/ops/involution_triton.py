@@ -1,9 +1,10 @@
 """Triton implementation of the involution aggregation (Li et al., CVPR 2021, Eq. 4), forward and backward.
 
 Importing this module registers the kernels as the CUDA implementations of the custom ops
-``adaptconv::involution_aggregate`` and ``adaptconv::involution_aggregate_backward``, so models and
-``torch.compile`` use them with no other change; the CPU implementation stays the reference. Where triton is not
-installed nothing is registered and the reference serves every device.
+``adaptconv::involution_aggregate``, ``adaptconv::involution_aggregate_backward`` and (forward with the kernel
+generation fused in) ``adaptconv::involution_fused``, so models and ``torch.compile`` use them with no other
+change; the CPU implementation stays the reference, and so do float64 and mixed dtypes on CUDA. Where triton is
+not installed nothing is registered and the reference serves every device.
 
 The launchers below also run on CPU tensors under ``TRITON_INTERPRET=1`` (set before triton is imported): that is
 how the tests check the kernels without a GPU. The kernels themselves are in ``_involution_kernels``.
