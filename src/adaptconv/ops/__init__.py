@@ -1,8 +1,12 @@
 """The two input-adaptive operators: self-calibrated convolution and involution."""
 
-from . import involution_cpu  # noqa: F401  (registers the CPU kernels of the aggregation op)
+from . import (
+    involution_cpu,  # noqa: F401  (registers the CPU kernels of the aggregation op)
+    involution_triton,  # noqa: F401  (registers the CUDA kernels of the aggregation)
+)
 from .involution import Involution2d
 from .involution_aggregate import involution_aggregate, involution_aggregate_unfold, involution_output_size
+from .involution_fused import involution_fused
 from .self_calibrated import CalibrationPool, SelfCalibratedConv2d
 
 __all__ = [
@@ -11,5 +15,6 @@ __all__ = [
     "SelfCalibratedConv2d",
     "involution_aggregate",
     "involution_aggregate_unfold",
+    "involution_fused",
     "involution_output_size",
 ]

@@ -8,6 +8,7 @@ from torch import Tensor
 from ._checks import check_feature_map, check_kernel_size, check_positive_int
 from ._layers import LayerType, conv_norm_act
 from .involution_aggregate import involution_aggregate
+from .involution_fused import involution_fused
 
 __all__ = ["Involution2d"]
 
@@ -31,6 +32,8 @@ class Involution2d(nn.Module):
         group_channels: channels that share one kernel (16 in the paper).
         reduction: r, channel reduction of the kernel generator (4 in the paper).
         norm_layer, act_layer: layer types used after the reducing 1x1 conv.
+        fused: compute the kernels inside the aggregation (``involution_fused``) instead of storing them; the
+            same function and parameters. Off by default until it is benchmarked against the unfused path.
 
     Shape: (N, C, H, W) -> (N, C, ceil(H/s), ceil(W/s)).
     """
@@ -45,6 +48,7 @@ class Involution2d(nn.Module):
         reduction: int = 4,
         norm_layer: LayerType = nn.BatchNorm2d,
         act_layer: LayerType = nn.ReLU,
+        fused: bool = False,
     ) -> None:
         super().__init__()
         check_positive_int(channels, "channels")
@@ -66,20 +70,28 @@ class Involution2d(nn.Module):
         self.dilation = dilation
         self.padding = dilation * (kernel_size - 1) // 2
         self.groups = channels // group_channels
+        self.fused = fused
         self.avgpool = nn.AvgPool2d(stride, stride, ceil_mode=True) if stride > 1 else nn.Identity()
         self.reduce = conv_norm_act(channels, channels // reduction, 1, norm_layer=norm_layer, act_layer=act_layer)
         self.span = nn.Conv2d(channels // reduction, kernel_size * kernel_size * self.groups, 1, bias=True)
 
+    def reduced(self, x: Tensor) -> Tensor:
+        """The kernel generator's reduced features, (N, C/r, H_out, W_out)."""
+        return self.reduce(self.avgpool(x))
+
     def kernels(self, x: Tensor) -> Tensor:
         """The generated kernels, (N, G*K*K, H_out, W_out), group-major."""
-        return self.span(self.reduce(self.avgpool(x)))
+        return self.span(self.reduced(x))
 
     def forward(self, x: Tensor) -> Tensor:
         check_feature_map(x, "x", self.channels)
-        return involution_aggregate(x, self.kernels(x), self.kernel_size, self.stride, self.padding, self.dilation)
+        conf = (self.kernel_size, self.stride, self.padding, self.dilation)
+        if self.fused:
+            return involution_fused(x, self.reduced(x), self.span.weight, self.span.bias, *conf)
+        return involution_aggregate(x, self.kernels(x), *conf)
 
     def extra_repr(self) -> str:
         return (
             f"{self.channels}, kernel_size={self.kernel_size}, stride={self.stride}, dilation={self.dilation}, "
-            f"groups={self.groups}"
+            f"groups={self.groups}" + (", fused=True" if self.fused else "")
         )

@@ -24,7 +24,13 @@ from torch.utils.flop_counter import register_flop_formula
 
 from ._checks import check_feature_map, check_kernel_size, check_positive_int, output_size
 
-__all__ = ["involution_aggregate", "involution_aggregate_unfold", "involution_output_size"]
+__all__ = [
+    "involution_aggregate",
+    "involution_aggregate_backward_reference",
+    "involution_aggregate_reference",
+    "involution_aggregate_unfold",
+    "involution_output_size",
+]
 
 
 def involution_output_size(
@@ -61,7 +67,10 @@ def _tap(t: Tensor, i: int, j: int, stride: int, dilation: int, out_hw: tuple[in
              j * dilation : j * dilation + stride * (wo - 1) + 1 : stride]  # fmt: skip
 
 
-def _forward_reference(x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> Tensor:
+def involution_aggregate_reference(
+    x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int
+) -> Tensor:
+    """The op's reference forward (a loop over the taps), on any device; no checks, no autograd."""
     n, c, _, _ = x.shape
     ho, wo = weight.shape[-2:]
     k2 = kernel_size * kernel_size
@@ -78,9 +87,10 @@ def _forward_reference(x: Tensor, weight: Tensor, kernel_size: int, stride: int,
     return out.to(x.dtype)
 
 
-def _backward_reference(
+def involution_aggregate_backward_reference(
     grad_out: Tensor, x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int
 ) -> tuple[Tensor, Tensor]:
+    """The op's reference backward, (grad_x, grad_weight) for grad_out, on any device; no checks."""
     n, c, h, w = x.shape
     ho, wo = weight.shape[-2:]
     k2 = kernel_size * kernel_size
@@ -106,7 +116,7 @@ def _backward_reference(
 
 @torch.library.custom_op("adaptconv::involution_aggregate", mutates_args=())
 def _aggregate_op(x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> Tensor:
-    return _forward_reference(x, weight, kernel_size, stride, padding, dilation)
+    return involution_aggregate_reference(x, weight, kernel_size, stride, padding, dilation)
 
 
 @_aggregate_op.register_fake
@@ -119,7 +129,7 @@ def _(x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, di
 def _aggregate_backward_op(
     grad_out: Tensor, x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int
 ) -> tuple[Tensor, Tensor]:
-    return _backward_reference(grad_out, x, weight, kernel_size, stride, padding, dilation)
+    return involution_aggregate_backward_reference(grad_out, x, weight, kernel_size, stride, padding, dilation)
 
 
 @_aggregate_backward_op.register_fake

@@ -17,10 +17,10 @@ from .involution_aggregate import (
     _accumulator_dtype,
     _aggregate_backward_op,
     _aggregate_op,
-    _backward_reference,
     _empty_like_layout,
-    _forward_reference,
     _is_channels_last,
+    involution_aggregate_backward_reference,
+    involution_aggregate_reference,
 )
 
 __all__ = ["UNFOLD_MAX_BYTES"]
@@ -51,7 +51,7 @@ def _weight_groups(weight: Tensor, kernel_size: int) -> Tensor:
 @_aggregate_op.register_kernel("cpu")
 def _forward_cpu(x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> Tensor:
     if not _use_unfold(x, weight, kernel_size):
-        return _forward_reference(x, weight, kernel_size, stride, padding, dilation)
+        return involution_aggregate_reference(x, weight, kernel_size, stride, padding, dilation)
     cols = _cols(x, weight, kernel_size, stride, padding, dilation)
     y = (cols * _weight_groups(weight, kernel_size)).sum(3).flatten(1, 2)
     out = _empty_like_layout(tuple(y.shape), x, x.dtype)
@@ -63,7 +63,7 @@ def _backward_cpu(
     grad_out: Tensor, x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int
 ) -> tuple[Tensor, Tensor]:
     if not _use_unfold(x, weight, kernel_size):
-        return _backward_reference(grad_out, x, weight, kernel_size, stride, padding, dilation)
+        return involution_aggregate_backward_reference(grad_out, x, weight, kernel_size, stride, padding, dilation)
     n, c, h, w = x.shape
     k2 = kernel_size * kernel_size
     cols = _cols(x, weight, kernel_size, stride, padding, dilation)

@@ -1,0 +1,246 @@
+"""Triton implementation of the involution aggregation (Li et al., CVPR 2021, Eq. 4), forward and backward.
+
+Importing this module registers the kernels as the CUDA implementations of the custom ops
+``adaptconv::involution_aggregate``, ``adaptconv::involution_aggregate_backward`` and (forward with the kernel
+generation fused in) ``adaptconv::involution_fused``, so models and ``torch.compile`` use them with no other
+change; the CPU implementation stays the reference, and so do float64 and mixed dtypes on CUDA. Where triton is
+not installed nothing is registered and the reference serves every device.
+
+The launchers below also run on CPU tensors under ``TRITON_INTERPRET=1`` (set before triton is imported): that is
+how the tests check the kernels without a GPU. The kernels themselves are in ``_involution_kernels``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import Tensor
+
+from .involution_aggregate import (
+    _empty_like_layout,
+    involution_aggregate_backward_reference,
+    involution_aggregate_reference,
+)
+from .involution_fused import involution_fused_reference
+
+try:
+    import triton
+
+    from . import _involution_kernels as _kernels
+except ModuleNotFoundError as error:  # only a missing triton means "no kernels"; other errors are bugs
+    if (error.name or "").split(".")[0] != "triton":
+        raise
+    _kernels = None
+
+__all__ = [
+    "AVAILABLE",
+    "SUPPORTED_DTYPES",
+    "involution_aggregate_backward_triton",
+    "involution_aggregate_triton",
+    "involution_fused_triton",
+]
+
+#: whether triton is importable, i.e. whether the CUDA kernels are registered
+AVAILABLE = _kernels is not None
+
+#: dtypes the kernels take (float32 accumulation); others, float64 included, go to the reference
+SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+# Channels of one group held in registers at a time; wider groups are processed in chunks of this many.
+_MAX_BLOCK_C = 32
+# Reduced channels of the fused kernel's generator held in registers at a time (C_r = C/4 is 8-128 in RedNet-50);
+# more are streamed in chunks of this many for every tap.
+_MAX_BLOCK_R = 32
+_INT32_MAX = 2**31 - 1
+
+
+def _block_channels(group_channels: int) -> int:
+    return min(triton.next_power_of_2(group_channels), _MAX_BLOCK_C)
+
+
+def _needs_int64(tensors: tuple[Tensor, ...], reach: int) -> bool:
+    """Whether an offset inside one sample (dims 1-3) could pass int32; the sample offset is always int64.
+
+    ``reach`` bounds how many rows or columns a tap's pointer arithmetic steps outside a tensor (padding plus the
+    window's span); the kernels only dereference in-range elements, but the offsets must not wrap on the way.
+    """
+    for t in tensors:
+        _, _, stride_h, stride_w = t.stride()
+        extent = sum((size - 1) * stride for size, stride in zip(t.shape[1:], t.stride()[1:], strict=True))
+        if extent + reach * (stride_h + stride_w) > _INT32_MAX:
+            return True
+    return False
+
+
+def _device_guard(t: Tensor):
+    # Triton launches on the current CUDA device: make it the tensors' one.
+    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+
+
+def _geometry(x: Tensor, weight: Tensor, kernel_size: int) -> tuple[int, int]:
+    groups = weight.shape[1] // (kernel_size * kernel_size)
+    return groups, x.shape[1] // groups
+
+
+def involution_aggregate_triton(
+    x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int, wide: bool | None = None
+) -> Tensor:
+    """The aggregation y (N, C, H_out, W_out) of x (N, C, H, W) with kernels (N, G*K*K, H_out, W_out), in Triton.
+
+    x and weight: one dtype of ``SUPPORTED_DTYPES``, any strides. The output has x's dtype and the memory format
+    ``involution_aggregate`` gives (channels_last for channels_last x). No argument checks: the public
+    ``involution_aggregate`` does them. ``wide``: int64 offsets inside a sample; None decides from the sizes
+    (True lets tests check that path on small tensors).
+    """
+    n, c, h, w = x.shape
+    ho, wo = weight.shape[-2:]
+    groups, group_channels = _geometry(x, weight, kernel_size)
+    block_c = _block_channels(group_channels)
+    y = _empty_like_layout((n, c, ho, wo), x, x.dtype)
+    if y.numel() == 0:
+        return y
+    reach = padding + (kernel_size - 1) * dilation
+
+    def grid(meta):
+        return (n * groups * triton.cdiv(ho, meta["BLOCK_H"]) * triton.cdiv(wo, meta["BLOCK_W"]),)
+
+    with _device_guard(x):
+        _kernels.forward_kernel[grid](
+            x, weight, y,
+            group_channels, groups, h, w, ho, wo, ho, wo,
+            *x.stride(), *weight.stride(), *y.stride(),
+            K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation,
+            BLOCK_C=block_c, EVEN_C=group_channels % block_c == 0,
+            WIDE=_needs_int64((x, weight, y), reach) if wide is None else wide,
+        )  # fmt: skip
+    return y
+
+
+def involution_aggregate_backward_triton(
+    grad_out: Tensor,
+    x: Tensor,
+    weight: Tensor,
+    kernel_size: int,
+    stride: int,
+    padding: int,
+    dilation: int,
+    wide: bool | None = None,
+) -> tuple[Tensor, Tensor]:
+    """(grad_x, grad_weight) of the aggregation for grad_out (N, C, H_out, W_out), in Triton, in one kernel.
+
+    Shapes, dtypes and memory formats as ``adaptconv::involution_aggregate_backward``'s reference: grad_x like x,
+    grad_weight like weight. grad_out may have any strides (stride 0 for the gradient of a sum, too).
+    ``wide`` as in ``involution_aggregate_triton``.
+    """
+    n, c, h, w = x.shape
+    ho, wo = weight.shape[-2:]
+    groups, group_channels = _geometry(x, weight, kernel_size)
+    block_c = _block_channels(group_channels)
+    grad_x = _empty_like_layout(tuple(x.shape), x, x.dtype)
+    grad_w = _empty_like_layout(tuple(weight.shape), weight, weight.dtype)
+    if grad_x.numel() == 0 or grad_w.numel() == 0:
+        return grad_x.zero_(), grad_w.zero_()
+    # A group wider than one channel chunk sums its partial kernel gradients in memory: keep those in float32.
+    chunked = group_channels > block_c and weight.dtype != torch.float32
+    grad_w_acc = _empty_like_layout(tuple(weight.shape), weight, torch.float32) if chunked else grad_w
+    # Every input pixel belongs to one program: the tiles cover the larger of the output grid and ceil(H/s).
+    grid_h, grid_w = max(ho, triton.cdiv(h, stride)), max(wo, triton.cdiv(w, stride))
+    reach = padding + (kernel_size - 1) * dilation + stride
+
+    def grid(meta):
+        return (n * groups * triton.cdiv(grid_h, meta["BLOCK_H"]) * triton.cdiv(grid_w, meta["BLOCK_W"]),)
+
+    with _device_guard(x):
+        _kernels.backward_kernel[grid](
+            grad_out, x, weight, grad_x, grad_w_acc,
+            group_channels, groups, h, w, ho, wo, grid_h, grid_w,
+            *grad_out.stride(), *x.stride(), *weight.stride(), *grad_x.stride(), *grad_w_acc.stride(),
+            K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation,
+            BLOCK_C=block_c, EVEN_C=group_channels % block_c == 0,
+            WIDE=_needs_int64((grad_out, x, weight, grad_x, grad_w_acc), reach) if wide is None else wide,
+        )  # fmt: skip
+    if chunked:
+        grad_w.copy_(grad_w_acc)
+    return grad_x, grad_w
+
+
+def involution_fused_triton(
+    x: Tensor,
+    reduced: Tensor,
+    span_weight: Tensor,
+    span_bias: Tensor,
+    kernel_size: int,
+    stride: int,
+    padding: int,
+    dilation: int,
+    wide: bool | None = None,
+) -> Tensor:
+    """``adaptconv::involution_fused`` forward in Triton: the kernels bias + span @ reduced are never stored.
+
+    x (N, C, H, W), reduced (N, C_r, H_out, W_out), span_weight (G*K*K, C_r), span_bias (G*K*K,), one dtype.
+    Output as ``involution_aggregate_triton``; ``wide`` likewise.
+    """
+    n, c, h, w = x.shape
+    ho, wo = reduced.shape[-2:]
+    groups = span_weight.shape[0] // (kernel_size * kernel_size)
+    group_channels = c // groups
+    block_c = _block_channels(group_channels)
+    y = _empty_like_layout((n, c, ho, wo), x, x.dtype)
+    if y.numel() == 0:
+        return y
+    reach = padding + (kernel_size - 1) * dilation
+    reduced_channels = reduced.shape[1]
+
+    def grid(meta):
+        return (n * groups * triton.cdiv(ho, meta["BLOCK_H"]) * triton.cdiv(wo, meta["BLOCK_W"]),)
+
+    with _device_guard(x):
+        _kernels.fused_forward_kernel[grid](
+            x, reduced, span_weight, span_bias, y,
+            group_channels, groups, reduced_channels, h, w, ho, wo, ho, wo,
+            *x.stride(), *reduced.stride(), *span_weight.stride(), *y.stride(),
+            K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation,
+            BLOCK_C=block_c, BLOCK_R=min(triton.next_power_of_2(reduced_channels), _MAX_BLOCK_R),
+            EVEN_C=group_channels % block_c == 0,
+            WIDE=_needs_int64((x, reduced, y), reach) if wide is None else wide,
+        )  # fmt: skip
+    return y
+
+
+def _supported(*tensors: Tensor) -> bool:
+    return tensors[0].dtype in SUPPORTED_DTYPES and all(t.dtype == tensors[0].dtype for t in tensors)
+
+
+def _forward_cuda(x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> Tensor:
+    if not _supported(x, weight):
+        return involution_aggregate_reference(x, weight, kernel_size, stride, padding, dilation)
+    return involution_aggregate_triton(x, weight, kernel_size, stride, padding, dilation)
+
+
+def _backward_cuda(
+    grad_out: Tensor, x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int
+) -> tuple[Tensor, Tensor]:
+    if not _supported(grad_out, x, weight):
+        return involution_aggregate_backward_reference(grad_out, x, weight, kernel_size, stride, padding, dilation)
+    return involution_aggregate_backward_triton(grad_out, x, weight, kernel_size, stride, padding, dilation)
+
+
+def _fused_cuda(
+    x: Tensor,
+    reduced: Tensor,
+    span_weight: Tensor,
+    span_bias: Tensor,
+    kernel_size: int,
+    stride: int,
+    padding: int,
+    dilation: int,
+) -> Tensor:
+    args = (x, reduced, span_weight, span_bias, kernel_size, stride, padding, dilation)
+    return involution_fused_triton(*args) if _supported(*args[:4]) else involution_fused_reference(*args)
+
+
+if AVAILABLE:
+    torch.library.register_kernel("adaptconv::involution_fused", "cuda", _fused_cuda)
+    torch.library.register_kernel("adaptconv::involution_aggregate", "cuda", _forward_cuda)
+    torch.library.register_kernel("adaptconv::involution_aggregate_backward", "cuda", _backward_cuda)
