@@ -1,4 +1,4 @@
-"""torch.hub: hubconf.py at the repository root has one entry point per registered model (no network: source='local')."""
+"""torch.hub: hubconf.py at the repository root has one entry point per registered model (source='local')."""
 
 from __future__ import annotations
 

@@ -16,13 +16,15 @@ def _fresh_dynamo():
     torch._dynamo.reset()
 
 
-def _compile_and_compare(name: str, backend: str, device: str, tol: float) -> None:
+def _compile_and_compare(name: str, backend: str, device: str, tol: float, backward: bool = True) -> None:
     x = torch.randn(2, 3, 64, 80)
     model = randomize_norms(adaptconv.create_model(name, num_classes=10), x).to(device)
     x = x.to(device)
     compiled = torch.compile(model, backend=backend, fullgraph=True)  # fullgraph: fails on any graph break
     with torch.no_grad():
         assert rel_error(compiled(x), model(x)) < tol
+    if not backward:
+        return
     model.train()
     grads = []
     for m in (model, compiled):  # the backward runs adaptconv::involution_aggregate_backward in RedNets
@@ -33,11 +35,11 @@ def _compile_and_compare(name: str, backend: str, device: str, tol: float) -> No
 
 
 # aot_eager: dynamo's full graph plus AOT autograd's functionalisation through the ops' fake implementations,
-# without inductor's code generation. Dynamo takes 20-90 s of one CPU core per model, so CPU runs cover one model
-# per architecture and the GPU test below covers all 9.
+# without inductor's code generation. Dynamo takes 10-40 s of one CPU core per model, so CPU runs cover one model
+# per architecture (the backward, with the custom backward op, on RedNet) and the GPU test below covers all 9.
 @pytest.mark.parametrize("name", ARCHITECTURES)
 def test_compiles_in_one_graph(name):
-    _compile_and_compare(name, "aot_eager", "cpu", 1e-5)
+    _compile_and_compare(name, "aot_eager", "cpu", 1e-5, backward=name.startswith("rednet"))
 
 
 @pytest.mark.gpu
