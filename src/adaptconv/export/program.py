@@ -24,11 +24,13 @@ def export_program(
 
     With ``dynamic``, the batch is symbolic (any size from 1; an error if the model fixed it), and so are height
     and width (``Dim.AUTO``: torch.export narrows them to the range the model's code allows, see
-    ``input_ranges``); the channels are fixed. ``dynamic='batch'`` keeps the image size fixed (several times
-    faster to trace: no symbolic sizes through the network); ``False`` fixes everything. The involution
+    ``input_ranges``); the channels are fixed. ``dynamic='batch'`` keeps the image size fixed (faster to
+    trace: no symbolic sizes through the network); ``False`` fixes everything. The involution
     aggregation stays the custom op ``adaptconv::involution_aggregate``: loading the program needs
     ``import adaptconv``.
     """
+    if dynamic not in (True, False, "batch"):
+        raise ValueError(f"dynamic must be True, False or 'batch', got {dynamic!r}")
     model.eval()
     param = next(model.parameters())
     x = torch.randn(SAMPLE_BATCH, in_chans, *input_size, device=param.device, dtype=param.dtype)
