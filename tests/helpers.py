@@ -61,8 +61,3 @@ def damp_residuals(model: nn.Module, scale: float = 0.3) -> nn.Module:
                 m.bn3.weight.mul_(scale)
                 m.bn3.bias.mul_(scale)
     return model
-
-
-#: one model of each architecture: SCNet's plain and deep (v1d: avd, average-pool shortcut) stems, RedNet. The
-#: deeper variants repeat the same blocks, so tests too slow for all 9 models on 2 CPU cores run on these.
-ARCHITECTURES = ["scnet50", "scnet50_v1d", "rednet26"]
