@@ -34,3 +34,32 @@ def test_bad_arguments(capsys):
 def test_console_entry_point():
     res = subprocess.run([sys.executable, "-m", "adaptconv.cli.main", "list"], capture_output=True, text=True)
     assert res.returncode == 0 and "rednet50" in res.stdout
+
+
+def test_export_bad_arguments(capsys, tmp_path):
+    for argv, message in [
+        (["export", "resnet9000"], "unknown model 'resnet9000'"),
+        (["export", "rednet26", "--input-size", "16", "40"], "at least 32x32"),
+        (["export", "rednet26", "--opset", "13"], "opset must be an integer >= 17"),
+        (["export", "scnet101_v1d", "--pretrained", "official"], "no pretrained weights"),
+        (["export", "rednet26", "--pretrained", str(tmp_path / "missing.pth")], "missing.pth"),
+    ]:
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    assert not list(tmp_path.iterdir())
+
+
+def test_export_program_round_trip(capsys, tmp_path):
+    import torch
+
+    import adaptconv
+
+    path = tmp_path / "out" / "rednet26.pt2"
+    assert main(["export", "rednet26", "--format", "exported", "--input-size", "64", "64", "-o", str(path)]) == 0
+    assert f"wrote {path} (dynamic: batch 1.., height 2.., width 2..)" in capsys.readouterr().out
+    program = torch.export.load(path)  # needs the custom op registered: adaptconv is imported
+    x = torch.randn(3, 3, 40, 72)
+    reference = adaptconv.create_model("rednet26").eval()
+    reference.load_state_dict(program.state_dict)
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(x), reference(x))

@@ -6,6 +6,7 @@ Commands:
   plot RUN_DIR              PNG of a run's loss, accuracy and learning-rate curves
   list                      the models, with their published accuracy and where their weights are
   info [MODEL ...]          parameters and multiply-accumulates at an input size, beside the paper's figures
+  export MODEL              an ONNX file or a torch.export program, with dynamic batch and image size
 """
 
 from __future__ import annotations
@@ -104,6 +105,35 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..export import export_model  # lazy: torch.export and ONNX machinery only when exporting
+
+    # "official" names the official weights, like pretrained=True; anything else is a path or URL.
+    pretrained = True if args.pretrained == "official" else (args.pretrained or False)
+    try:
+        result = export_model(args.model, args.format, args.output, args.input_size, pretrained, args.opset)
+    except (ValueError, ImportError) as e:  # bad arguments, unreadable weights (CheckpointError), missing packages
+        print(f"adaptconv export: {e}", file=sys.stderr)
+        return 2
+    sizes = ", ".join(f"{k} {lo}..{'' if hi is None else hi}" for k, (lo, hi) in result.ranges.items() if lo != hi)
+    print(f"wrote {result.path} (dynamic: {sizes})")
+    return 0
+
+
+def _add_export_parser(sub) -> None:
+    from ..export.exporter import FORMATS
+    from ..export.onnx_export import DEFAULT_OPSET
+
+    p = sub.add_parser("export", help="export a model to ONNX or a torch.export program (.pt2)")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--format", choices=list(FORMATS), default="onnx", help="default: onnx")
+    p.add_argument("--output", "-o", metavar="PATH", help="default: MODEL.onnx or MODEL.pt2")
+    p.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"), help="tracing size; default 224 224")
+    p.add_argument("--pretrained", metavar="PATH|URL|official", help="weights to load; default: random init")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset, >= 17 (default {DEFAULT_OPSET})")
+    p.set_defaults(func=cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="adaptconv", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -122,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("models", nargs="*", metavar="MODEL")
     p.add_argument("--input-size", nargs=2, type=int, default=(224, 224), metavar=("H", "W"))
     p.set_defaults(func=cmd_info)
+    _add_export_parser(sub)
     return parser
 
 

@@ -11,7 +11,13 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_macs", "count_params"]
+__all__ = ["MACS_COUNTED", "count_macs", "count_params"]
+
+#: what ``count_macs`` counts, for tables and model cards
+MACS_COUNTED = (
+    "convolutions, linear layers and the involution aggregation (K*K*C*H_out*W_out); not normalisation, "
+    "activations, pooling or element-wise operations"
+)
 
 
 def count_params(model: nn.Module) -> int:

@@ -5,6 +5,9 @@ of its SHA-256, checked on download); RedNet's official README (its weights are 
 program cannot download: fetch them by hand and pass the file). Top-1/top-5 are the READMEs' ImageNet validation
 figures (SCNet gives errors; converted here to accuracies). Evaluation transforms are the ones both papers use:
 resize the short side to 256, centre-crop 224 (crop 0.875), bilinear, ImageNet mean/std.
+
+Licences: both official repositories carry an MIT LICENSE file (SCNet: "Copyright (c) 2020 Jiang-Jiang Liu";
+involution: "Copyright (c) 2021 Duo Li"); neither README states any licence or terms for the weights.
 """
 
 from __future__ import annotations
@@ -17,7 +20,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 _SCNET_PAPER = "Liu et al., Improving Convolutional Networks with Self-Calibrated Convolutions, CVPR 2020"
 _REDNET_PAPER = "Li et al., Involution: Inverting the Inherence of Convolution for Visual Recognition, CVPR 2021"
 _SCNET_URL = "https://backseason.oss-cn-beijing.aliyuncs.com/scnet/"
-_REDNET_README = "https://github.com/d-li14/involution#image-classification-on-imagenet"
+_SCNET_REPO = "https://github.com/MCG-NKU/SCNet"
+_REDNET_REPO = "https://github.com/d-li14/involution"
+_REDNET_README = _REDNET_REPO + "#image-classification-on-imagenet"
+_WEIGHTS_TERMS = (
+    "no licence of their own: the authors publish them beside their MIT-licensed code and state no other terms; "
+    "they were trained on ImageNet-1k, so check its terms of access for your use"
+)
 
 
 @dataclass(frozen=True)
@@ -25,6 +34,7 @@ class PretrainedConfig:
     """Where a model's official ImageNet weights are, how to feed the model, and what the paper reports."""
 
     paper: str
+    repository: str  # the official code
     url: str | None  # direct download link, or None where only a manual download exists
     file_name: str  # name of the file in torch.hub's checkpoint cache
     sha256_prefix: str | None  # start of the file's SHA-256, checked after download
@@ -41,7 +51,8 @@ class PretrainedConfig:
     std: tuple[float, float, float] = IMAGENET_STD
     first_conv: str = "conv1"
     classifier: str = "fc"
-    license: str = "see the official repository"
+    license: str = "MIT"  # of the official repository's code (its LICENSE file)
+    weights_terms: str = _WEIGHTS_TERMS  # what is known about the terms of the official weights
     released: bool = True  # False where the authors never published weights
 
 
@@ -51,16 +62,16 @@ def _scnet(
     file_name = f"{name}-{sha}.pth" if sha else f"{name}.pth"
     return PretrainedConfig(
         paper=_SCNET_PAPER,
+        repository=_SCNET_REPO,
         url=_SCNET_URL + file_name if sha else None,
         file_name=file_name,
         sha256_prefix=sha,
-        download_page="https://github.com/MCG-NKU/SCNet#pretrained-models",
+        download_page=_SCNET_REPO + "#pretrained-models",
         paper_top1=None if top1_err is None else round(100 - top1_err, 2),
         paper_top5=None if top5_err is None else round(100 - top5_err, 2),
         paper_params_m=params_m,
         paper_flops=flops,
         first_conv=first_conv,
-        license="MIT (official code); weights: see the official repository",
         released=released,
     )
 
@@ -68,6 +79,7 @@ def _scnet(
 def _rednet(name: str, top1, top5, params_m, gflops) -> PretrainedConfig:
     return PretrainedConfig(
         paper=_REDNET_PAPER,
+        repository=_REDNET_REPO,
         url=None,
         file_name=f"{name}.pth",
         sha256_prefix=None,
@@ -77,7 +89,6 @@ def _rednet(name: str, top1, top5, params_m, gflops) -> PretrainedConfig:
         paper_params_m=params_m,
         paper_flops=f"{gflops}G FLOPs",
         first_conv="conv1.0.conv",
-        license="MIT (official code); weights: see the official repository",
     )
 
 

@@ -1,0 +1,87 @@
+"""ONNX export, with the involution aggregation written in standard ONNX operators.
+
+ONNX knows nothing of the custom op ``adaptconv::involution_aggregate``. Before translating, the exported program
+is decomposed with a table that maps the op to ``involution_aggregate_unfold``, the package's plain formulation of
+the same equation (unfold, multiply, sum over taps); torch.export traces it into aten ops that the ONNX exporter
+translates (Im2Col-style gathers, Mul, ReduceSum). This keeps one formula per formulation (no second copy of the
+equation in ONNX script), leaves the models and the op untouched, and changes no global state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch.export import ExportedProgram
+
+from ..ops.involution_aggregate import involution_aggregate_unfold
+
+__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "check_opset", "decompose_custom_ops", "reference_decompositions", "save_onnx"]
+
+#: the opset the exporter emits natively; lower ones go through ONNX's version converter
+DEFAULT_OPSET = 18
+MIN_OPSET = 17
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "logits"
+
+
+def reference_decompositions() -> dict:
+    """Decomposition table: the custom aggregation op -> its plain unfold formulation."""
+    return {torch.ops.adaptconv.involution_aggregate.default: involution_aggregate_unfold}
+
+
+def decompose_custom_ops(program: ExportedProgram) -> ExportedProgram:
+    """``program`` with every involution aggregation replaced by standard aten ops (unchanged if it has none)."""
+    table = reference_decompositions()
+    if not any(node.target in table for node in program.graph.nodes):
+        return program  # SCNet: nothing to replace, and re-tracing a deep network costs seconds
+    return program.run_decompositions(table)
+
+
+def check_opset(opset: int) -> int:
+    """``opset`` if the exporter supports it, else a ValueError saying what to pass."""
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
+        raise ValueError(f"opset must be an integer >= {MIN_OPSET}, got {opset!r}; the default is {DEFAULT_OPSET}")
+    return opset
+
+
+def _require_onnx() -> None:
+    missing = []
+    for module in ("onnx", "onnxscript"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise ImportError(
+            f"ONNX export needs the package(s) {', '.join(missing)}; install them with: pip install 'adaptconv[export]'"
+        )
+
+
+def save_onnx(
+    program: ExportedProgram,
+    path: str | os.PathLike,
+    opset: int = DEFAULT_OPSET,
+    metadata: dict | None = None,
+) -> Path:
+    """Write ``program`` as an ONNX model (input ``image``, output ``logits``; the program's dynamic dimensions
+    stay dynamic) with ``metadata`` in the model's metadata_props (values as JSON). Returns the path."""
+    check_opset(opset)
+    _require_onnx()
+    onnx_program = torch.onnx.export(
+        decompose_custom_ops(program),
+        dynamo=True,
+        opset_version=opset,
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        verbose=False,
+    )
+    for key, value in (metadata or {}).items():
+        onnx_program.model.metadata_props[key] = json.dumps(value)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx_program.save(path)
+    return path
