@@ -1,10 +1,11 @@
-"""CPU kernels of the involution aggregation: one unfold for small feature maps, the tap loop for large ones.
+"""CPU kernels of the involution aggregation: whole windows at once for small feature maps, the tap loop for large.
 
 The reference tap loop (``involution_aggregate.py``) runs 2*K*K small element-wise ops per call, which on a CPU
 costs more in per-op overhead than in arithmetic when the feature maps are small (the embedded default run, small
-images, late stages). One ``unfold`` (im2col) followed by a multiply and a sum does the same work in three ops,
-at the price of a K*K times larger temporary; it is used while that temporary stays below
-:data:`UNFOLD_MAX_BYTES`, and the tap loop above. Both accumulate half precision in float32.
+images, late stages). Viewing the padded input as every pixel's K x K window (a strided view, no copy) turns the
+forward and the kernel gradient into one multiply and one sum each, at the price of a K*K times larger product;
+that path is used while the product stays below :data:`UNFOLD_MAX_BYTES`, the tap loop above. The input gradient
+is one ``fold`` (col2im). Half precision accumulates in float32.
 """
 
 from __future__ import annotations
@@ -35,25 +36,30 @@ def _use_unfold(x: Tensor, weight: Tensor, kernel_size: int) -> bool:
     return cols * torch.finfo(_accumulator_dtype(x.dtype)).bits // 8 <= UNFOLD_MAX_BYTES
 
 
-def _cols(x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> Tensor:
-    """The unfolded input, (N, G, C/G, K*K, H_out, W_out), in the accumulation dtype."""
+def _windows(x: Tensor, groups: int, kernel_size: int, stride: int, padding: int, dilation: int,
+             out_hw: tuple[int, int]) -> Tensor:  # fmt: skip
+    """Every output pixel's K x K window, (N, G, C/G, K, K, H_out, W_out): a strided view of the padded input,
+    so the unfolded tensor is never copied (in the accumulation dtype)."""
     n, c = x.shape[:2]
-    groups = weight.shape[1] // (kernel_size * kernel_size)
-    cols = F.unfold(x.to(_accumulator_dtype(x.dtype)), kernel_size, dilation=dilation, padding=padding, stride=stride)
-    return cols.view(n, groups, c // groups, kernel_size * kernel_size, *weight.shape[2:])
+    xp = F.pad(x.to(_accumulator_dtype(x.dtype)), (padding,) * 4)
+    sn, sc, sh, sw = xp.stride()
+    size = (n, groups, c // groups, kernel_size, kernel_size, *out_hw)
+    strides = (sn, sc * (c // groups), sc, sh * dilation, sw * dilation, sh * stride, sw * stride)
+    return xp.as_strided(size, strides, xp.storage_offset())
 
 
 def _weight_groups(weight: Tensor, kernel_size: int) -> Tensor:
     n, _, ho, wo = weight.shape
-    return weight.to(_accumulator_dtype(weight.dtype)).reshape(n, -1, 1, kernel_size * kernel_size, ho, wo)
+    return weight.to(_accumulator_dtype(weight.dtype)).reshape(n, -1, 1, kernel_size, kernel_size, ho, wo)
 
 
 @_aggregate_op.register_kernel("cpu")
 def _forward_cpu(x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> Tensor:
     if not _use_unfold(x, weight, kernel_size):
         return involution_aggregate_reference(x, weight, kernel_size, stride, padding, dilation)
-    cols = _cols(x, weight, kernel_size, stride, padding, dilation)
-    y = (cols * _weight_groups(weight, kernel_size)).sum(3).flatten(1, 2)
+    w_g = _weight_groups(weight, kernel_size)
+    y = (_windows(x, w_g.shape[1], kernel_size, stride, padding, dilation, w_g.shape[-2:]) * w_g).sum((3, 4))
+    y = y.flatten(1, 2)
     out = _empty_like_layout(tuple(y.shape), x, x.dtype)
     return out.copy_(y)
 
@@ -65,12 +71,12 @@ def _backward_cpu(
     if not _use_unfold(x, weight, kernel_size):
         return involution_aggregate_backward_reference(grad_out, x, weight, kernel_size, stride, padding, dilation)
     n, c, h, w = x.shape
-    k2 = kernel_size * kernel_size
-    cols = _cols(x, weight, kernel_size, stride, padding, dilation)
     w_g = _weight_groups(weight, kernel_size)
-    g = grad_out.to(cols.dtype).reshape(n, w_g.shape[1], c // w_g.shape[1], 1, *weight.shape[2:])
-    grad_w = (cols * g).sum(2).reshape(weight.shape)
-    grad_cols = (g * w_g).reshape(n, c * k2, -1)
+    groups, out_hw = w_g.shape[1], tuple(w_g.shape[-2:])
+    g = grad_out.to(w_g.dtype).reshape(n, groups, c // groups, 1, 1, *out_hw)
+    grad_w = (_windows(x, groups, kernel_size, stride, padding, dilation, out_hw) * g).sum(2).reshape(weight.shape)
+    # grad_x scatters every window back onto the input: col2im of the per-window gradients
+    grad_cols = (g * w_g).reshape(n, c * kernel_size * kernel_size, -1)
     grad_x = F.fold(grad_cols, (h, w), kernel_size, dilation=dilation, padding=padding, stride=stride)
     fmt = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
     grad_w_out = _empty_like_layout(tuple(weight.shape), weight, weight.dtype).copy_(grad_w)
