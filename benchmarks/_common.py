@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import datetime
 import json
-import platform
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from adaptconv.benchmark import environment, median_ms  # noqa: F401  (the scripts import them from here)
 from adaptconv.ops import involution_aggregate_unfold, involution_triton
 from adaptconv.ops.involution_aggregate import involution_aggregate_backward_reference, involution_aggregate_reference
 
@@ -43,47 +40,6 @@ def aggregation_step(impl: str, x: torch.Tensor, weight: torch.Tensor, conf: tup
             torch.autograd.grad(forward(xg, wg, *conf), (xg, wg), grad)
 
     return step
-
-
-def median_ms(step: Callable, device: str, repeats: int, warmup: int = 3, before: Callable | None = None) -> float:
-    """Median time of ``step`` in ms after ``warmup`` runs: CUDA events on a GPU, perf_counter on a CPU.
-
-    ``before`` runs ahead of each timed run, outside the timing (e.g. to evict the L2 cache).
-    """
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        if before is not None:
-            before()
-        if device == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            step()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t = time.perf_counter()
-            step()
-            times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
-
-
-def environment(device: str) -> dict:
-    """Date, device name and library versions, for the results file."""
-    try:
-        import triton
-
-        triton_version = triton.__version__
-    except ImportError:
-        triton_version = None
-    return dict(
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        device=torch.cuda.get_device_name() if device == "cuda" else platform.processor() or platform.machine(),
-        torch=torch.__version__,
-        triton=triton_version,
-    )
 
 
 def write_results(name: str, device: str, meta: dict, rows: list[dict], out: Path = RESULTS) -> Path:

@@ -1,9 +1,12 @@
-"""CPU: one training step of the default run's model with the involution's unfold path against its tap loop.
+"""CPU: the involution's window path against its tap loop, and the automatic choice between them.
 
-    python benchmarks/involution_cpu.py         # writes benchmarks/results/involution_cpu.json
+    python benchmarks/involution_cpu.py     # writes benchmarks/results/involution_cpu.json
 
-Both paths run in the same process, alternately, on the same model and batch (RedNet-26 at half width, 28x28
-grey, batch 64, as ``adaptconv train`` with no arguments); the median of the repetitions is reported.
+Two workloads, each with the three settings of ``adaptconv.ops.involution_cpu.PATH`` ("taps", "windows", "auto")
+run alternately in one process, median of the repetitions:
+- one SGD training step of the default run's model (RedNet-26 at half width, 28x28 grey, batch 64, as
+  ``adaptconv train`` with no arguments);
+- RedNet-50 inference at batch 1, 224x224 (the latency that issue "Speed I" targets on a CPU).
 """
 
 from __future__ import annotations
@@ -11,46 +14,64 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from datetime import datetime, timezone
-from pathlib import Path
+from collections.abc import Callable
 
 import torch
+from _common import RESULTS, environment
 
 import adaptconv
 import adaptconv.ops.involution_cpu as cpu_kernels
 
-RESULTS = Path(__file__).resolve().parent / "results"
-PATHS = {"tap loop": 0, "unfold": cpu_kernels.UNFOLD_MAX_BYTES}
+PATHS = ("taps", "windows", "auto")
 
 
-def main(repeats: int = 7, batch: int = 64) -> None:
-    torch.manual_seed(0)
+def default_run_step(batch: int = 64) -> Callable[[], None]:
     model = adaptconv.create_model("rednet26", num_classes=10, in_chans=1, channels=(32, 64, 128, 256))
     x, y = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
 
-    def step() -> float:
-        start = time.perf_counter()
+    def step() -> None:
         loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        return time.perf_counter() - start
 
+    return step
+
+
+def rednet50_latency() -> Callable[[], None]:
+    model = adaptconv.create_model("rednet50").eval()
+    x = torch.randn(1, 3, 224, 224)
+
+    def step() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    return step
+
+
+def compare(step: Callable[[], None], repeats: int) -> dict[str, float]:
     times: dict[str, list[float]] = {name: [] for name in PATHS}
     for _ in range(repeats):
-        for name, limit in PATHS.items():
-            cpu_kernels.UNFOLD_MAX_BYTES = limit
+        for name in PATHS:
+            cpu_kernels.PATH = name
             step()  # warm-up of this path
-            times[name].append(step())
-    med = {name: statistics.median(t) for name, t in times.items()}
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    cpu_kernels.PATH = "auto"
+    return {name: round(1000 * statistics.median(t), 1) for name, t in times.items()}
+
+
+def main(repeats: int = 7) -> None:
+    torch.manual_seed(0)
     record = dict(
-        what="RedNet-26 width 0.5, 28x28x1, batch 64: one SGD training step on the CPU",
-        ms={name: round(1000 * t, 1) for name, t in med.items()},
-        speedup_unfold=round(med["tap loop"] / med["unfold"], 2),
-        torch_threads=torch.get_num_threads(), torch=torch.__version__,
-        date=datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-    )  # fmt: skip
+        environment=environment("cpu"),
+        ms={
+            "RedNet-26 width 0.5, 28x28x1, batch 64: one SGD training step": compare(default_run_step(), repeats),
+            "RedNet-50, 224x224, batch 1: inference": compare(rednet50_latency(), repeats),
+        },
+    )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "involution_cpu.json").write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(record, indent=1))

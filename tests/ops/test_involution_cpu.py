@@ -1,4 +1,4 @@
-"""The CPU kernels (unfold for small maps, the tap loop for large ones): both paths against the plain formulation."""
+"""The CPU kernels (windows for tiny maps, the tap loop otherwise): both paths against the plain formulation."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 import adaptconv.ops.involution_cpu as cpu
 from adaptconv.ops import involution_aggregate, involution_aggregate_unfold, involution_output_size
 
-PATHS = {"unfold": 2**62, "taps": 0}
+PATHS = ["windows", "taps"]
 
 
-@pytest.fixture(params=list(PATHS))
+@pytest.fixture(params=PATHS)
 def path(request, monkeypatch):
-    monkeypatch.setattr(cpu, "UNFOLD_MAX_BYTES", PATHS[request.param])
+    monkeypatch.setattr(cpu, "PATH", request.param)
     return request.param
 
 
@@ -42,8 +42,8 @@ def _check(x, weight, k, s, p, d, tol):
     k=st.sampled_from([1, 3, 7]), s=st.integers(1, 2), d=st.integers(1, 2), channels_last=st.booleans(),
 )  # fmt: skip
 def test_both_paths_match_the_plain_formulation(groups, group_channels, h, w, k, s, d, channels_last):
-    for limit in PATHS.values():
-        cpu.UNFOLD_MAX_BYTES = limit
+    for path in PATHS:
+        cpu.PATH = path
         try:
             p = d * (k - 1) // 2
             ho, wo = involution_output_size(h, w, k, s, p, d)
@@ -53,7 +53,7 @@ def test_both_paths_match_the_plain_formulation(groups, group_channels, h, w, k,
                 x = x.to(memory_format=torch.channels_last)
             _check(x, weight, k, s, p, d, 1e-12)
         finally:
-            cpu.UNFOLD_MAX_BYTES = PATHS["unfold"] if limit else 64 * 2**20
+            cpu.PATH = "auto"
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.bfloat16, 1e-2), (torch.float16, 1e-2)])
@@ -63,8 +63,11 @@ def test_precision(path, dtype, tol):
     _check(x, weight, 7, 2, 3, 1, tol)
 
 
-def test_the_switch_follows_the_temporary_size(monkeypatch):
-    x, weight = torch.randn(1, 16, 8, 8), torch.randn(1, 49, 8, 8)
-    assert cpu._use_unfold(x, weight, 7)
-    monkeypatch.setattr(cpu, "UNFOLD_MAX_BYTES", 16 * 49 * 64 * 4 - 1)
-    assert not cpu._use_unfold(x, weight, 7)
+def test_auto_takes_windows_for_maps_smaller_than_the_kernel_within_the_size_limit(monkeypatch):
+    x, weight = torch.randn(1, 16, 6, 8), torch.randn(1, 49, 6, 8)
+    assert cpu._use_windows(x, weight, 7)  # 48 pixels < 49 taps
+    assert not cpu._use_windows(torch.randn(1, 16, 7, 7), torch.randn(1, 49, 7, 7), 7)
+    monkeypatch.setattr(cpu, "WINDOW_MAX_BYTES", 16 * 49 * 48 * 4 - 1)
+    assert not cpu._use_windows(x, weight, 7)
+    monkeypatch.setattr(cpu, "PATH", "windows")
+    assert cpu._use_windows(x, weight, 7)

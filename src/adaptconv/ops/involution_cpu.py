@@ -1,11 +1,13 @@
-"""CPU kernels of the involution aggregation: whole windows at once for small feature maps, the tap loop for large.
+"""CPU kernels of the involution aggregation: whole windows at once for tiny feature maps, the tap loop otherwise.
 
-The reference tap loop (``involution_aggregate.py``) runs 2*K*K small element-wise ops per call, which on a CPU
-costs more in per-op overhead than in arithmetic when the feature maps are small (the embedded default run, small
-images, late stages). Viewing the padded input as every pixel's K x K window (a strided view, no copy) turns the
-forward and the kernel gradient into one multiply and one sum each, at the price of a K*K times larger product;
-that path is used while the product stays below :data:`UNFOLD_MAX_BYTES`, the tap loop above. The input gradient
-is one ``fold`` (col2im). Half precision accumulates in float32.
+The reference tap loop (``involution_aggregate.py``) runs one in-place multiply-add per tap (K*K ops, 2*K*K
+backward), each over the whole feature map: fast while a tap's work outweighs the per-op overhead. On maps smaller
+than the kernel (the late stages of small images, e.g. the embedded default run's 1x1 to 4x4 maps) most taps only
+read padding and the overhead dominates; there, viewing the padded input as every pixel's K x K window (a strided
+view, no copy) turns the forward and the kernel gradient into one multiply and one sum each, and the input gradient
+into one ``fold`` (col2im), at the price of a K*K times larger product. :data:`PATH` picks the path: ``"auto"``
+takes the windows when H_out * W_out < K * K and the product stays below :data:`WINDOW_MAX_BYTES`, the tap loop
+otherwise (``benchmarks/involution_cpu.py`` measures both per layer shape). Half precision accumulates in float32.
 """
 
 from __future__ import annotations
@@ -24,16 +26,21 @@ from .involution_aggregate import (
     involution_aggregate_reference,
 )
 
-__all__ = ["UNFOLD_MAX_BYTES"]
+__all__ = ["PATH", "WINDOW_MAX_BYTES"]
 
-#: largest unfolded temporary (bytes) for which the CPU kernels use unfold rather than the tap loop
-UNFOLD_MAX_BYTES = 64 * 2**20
+#: "auto", or "windows" / "taps" to force one path (tests and benchmarks)
+PATH = "auto"
+#: largest windowed product (bytes) for which "auto" takes the window path
+WINDOW_MAX_BYTES = 64 * 2**20
 
 
-def _use_unfold(x: Tensor, weight: Tensor, kernel_size: int) -> bool:
+def _use_windows(x: Tensor, weight: Tensor, kernel_size: int) -> bool:
+    if PATH != "auto":
+        return PATH == "windows"
     n, c = x.shape[:2]
-    cols = n * c * kernel_size * kernel_size * weight.shape[2] * weight.shape[3]
-    return cols * torch.finfo(_accumulator_dtype(x.dtype)).bits // 8 <= UNFOLD_MAX_BYTES
+    pixels, taps = weight.shape[2] * weight.shape[3], kernel_size * kernel_size
+    product = n * c * taps * pixels * torch.finfo(_accumulator_dtype(x.dtype)).bits // 8
+    return pixels < taps and product <= WINDOW_MAX_BYTES
 
 
 def _windows(x: Tensor, groups: int, kernel_size: int, stride: int, padding: int, dilation: int,
@@ -55,7 +62,7 @@ def _weight_groups(weight: Tensor, kernel_size: int) -> Tensor:
 
 @_aggregate_op.register_kernel("cpu")
 def _forward_cpu(x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> Tensor:
-    if not _use_unfold(x, weight, kernel_size):
+    if not _use_windows(x, weight, kernel_size):
         return involution_aggregate_reference(x, weight, kernel_size, stride, padding, dilation)
     w_g = _weight_groups(weight, kernel_size)
     y = (_windows(x, w_g.shape[1], kernel_size, stride, padding, dilation, w_g.shape[-2:]) * w_g).sum((3, 4))
@@ -68,7 +75,7 @@ def _forward_cpu(x: Tensor, weight: Tensor, kernel_size: int, stride: int, paddi
 def _backward_cpu(
     grad_out: Tensor, x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int
 ) -> tuple[Tensor, Tensor]:
-    if not _use_unfold(x, weight, kernel_size):
+    if not _use_windows(x, weight, kernel_size):
         return involution_aggregate_backward_reference(grad_out, x, weight, kernel_size, stride, padding, dilation)
     n, c, h, w = x.shape
     w_g = _weight_groups(weight, kernel_size)

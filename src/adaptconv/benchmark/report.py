@@ -1,0 +1,71 @@
+"""Writing benchmark results: JSON with the environment and every setting, a Markdown table, a plot of the ratios."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["markdown", "plot_ratios", "write_json"]
+
+
+def write_json(path: Path, environment: dict, options: dict, rows: list[dict]) -> Path:
+    """``{environment, options, rows}`` to ``path``, written atomically (a temporary file renamed into place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(dict(environment=environment, options=options, rows=rows), f, indent=1)
+    os.replace(tmp, path)
+    return path
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def markdown(rows: list[dict], environment: dict) -> str:
+    """One line per setting: the model's and the baseline's img/s, ms and peak memory, and the ratios."""
+    headers = ["model", "task", "batch", "dtype", "layout", "mode", "img/s", "ms/step", "peak MiB", "baseline",
+               "baseline img/s", "speed ×", "memory ×"]  # fmt: skip
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for r in rows:
+        cells = [r["model"], r["task"], r["batch"], r["dtype"], r["layout"], r["mode"], _num(r["img_s"], ".1f"),
+                 _num(r["ms"], ".2f"), _num(r["peak_mib"], ".0f"), r["baseline"], _num(r["baseline_img_s"], ".1f"),
+                 _num(r["speed_ratio"], ".2f"), _num(r["memory_ratio"], ".2f")]  # fmt: skip
+        if r["error"] or r["baseline_error"]:
+            cells[6] = f"failed: {r['error'] or r['baseline_error']}"
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    env = environment
+    versions = ", ".join(f"{k} {env[k]}" for k in ("torch", "triton", "timm", "cuda") if env.get(k))
+    where = f"{env['device']} ({env['cpu_cores']} CPU cores, {env['torch_threads']} threads), {versions}"
+    return f"Measured {env['date']} on {where}.\n\n" + "\n".join(lines) + "\n"
+
+
+def plot_ratios(rows: list[dict], path: Path) -> Path:
+    """Bar chart of the speed and memory ratios to the baseline, one pair of bars per setting (1 = the baseline)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise ImportError("--plot needs matplotlib: pip install 'adaptconv[plot]'") from e
+    done = [r for r in rows if r["speed_ratio"] is not None]
+    labels = [f"{r['model']}\n{r['task']} b{r['batch']} {r['dtype']}\n{r['layout']} {r['mode']}" for r in done]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(done) + 2), 4.5))
+    xs = range(len(done))
+    ax.bar([x - 0.2 for x in xs], [r["speed_ratio"] for r in done], 0.4, label="speed (img/s ÷ baseline's)")
+    memory = [r["memory_ratio"] if r["memory_ratio"] is not None else 0.0 for r in done]
+    if any(memory):
+        ax.bar([x + 0.2 for x in xs], memory, 0.4, label="peak memory ÷ baseline's")
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(list(xs), labels, fontsize=7)
+    ax.set_ylabel("ratio to the baseline (ResNet)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
