@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..models import get_pretrained_config
+from ._layers import find_layer
 from .calibration import calibration_gate, draw_calibration_gate, sc_blocks
 from .errors import VisualizeError
 from .images import default_image_path, load_image, prepare_input
@@ -85,6 +86,11 @@ def visualize(
     kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds or ("all",))
     kinds = default_kinds(loaded) if "all" in kinds else kinds
     _check_kinds(kinds, loaded)
+    if block is not None:  # before any work: a misspelt block should fail at once
+        for kind, layers, suffix, what in (("calibration", sc_blocks, ".scconv", "SC"),
+                                           ("involution", involution_blocks, ".conv2", "involution")):  # fmt: skip
+            if kind in kinds:
+                find_layer(layers(loaded.model), block, suffix, what)
     path = default_image_path() if image is None else Path(image)
     cfg = get_pretrained_config(model)
     source = prepare_input(load_image(path), image_size, cfg.mean, cfg.std, name=path.name)
