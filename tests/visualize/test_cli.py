@@ -22,13 +22,13 @@ def test_no_arguments(tmp_path, monkeypatch, capsys):
 
 def test_rednet_all_kinds_at_chosen_pixels(tmp_path, capsys):
     argv = ["visualize", "--model", "rednet26", "--image-size", "64", "--block", "layer1.0", "--pixels", "5,5",
-            "60,40", "--kind", "all", "-o", str(tmp_path)]  # fmt: skip
+            "60,40", "--kind", "all", "--kernel-map", "centre", "-o", str(tmp_path)]  # fmt: skip
     assert main(argv) == 0
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [
         "chelsea_rednet26_gradcam.png",
+        "chelsea_rednet26_involution_layer1.0_centre_maps.png",
         "chelsea_rednet26_involution_layer1.0_kernels.png",
-        "chelsea_rednet26_involution_layer1.0_maps.png",
     ]
 
 

@@ -15,6 +15,7 @@ from adaptconv.visualize import (
     involution_blocks,
     involution_kernels,
 )
+from adaptconv.visualize.involution_kernels import kernel_map
 
 
 @pytest.mark.parametrize("block", ["conv1.1", "layer2.0", "layer2.1.conv2"])  # stem 3x3; 7x7 stride 2; stride 1
@@ -48,6 +49,14 @@ def test_pixels_map_to_their_cell_and_window(rednet, photo):
     assert (left, top, width, height) == ((10 - 3) * 4 - 0.5, (4 - 3) * 4 - 0.5, 28, 28)
 
 
+def test_kernel_maps(rednet, photo):
+    kernels = involution_kernels(rednet, photo, "conv1.1").kernels  # 3 x 3 kernels
+    torch.testing.assert_close(kernel_map(kernels, "centre"), kernels[:, 1, 1])
+    torch.testing.assert_close(kernel_map(kernels, "norm"), kernels.pow(2).sum((1, 2)).sqrt())
+    with pytest.raises(VisualizeError, match="unknown kernel map"):
+        kernel_map(kernels, "mean")
+
+
 def test_default_block_and_errors(rednet, scnet, photo, tmp_path):
     assert involution_kernels(rednet, photo).block == "layer2.1"
     with pytest.raises(VisualizeError, match=r"no involution block 'layer5.0'.*conv1.1, layer1.0, layer2.0-1"):
@@ -62,7 +71,7 @@ def test_default_block_and_errors(rednet, scnet, photo, tmp_path):
 def test_pictures(rednet, photo, tmp_path):
     result = involution_kernels(rednet, photo, "layer3.0")  # 16 groups: 8 are drawn
     kernels = draw_involution_kernels(result, photo, [(10, 10), (50, 30)], "test", tmp_path / "kernels.png")
-    maps = draw_kernel_maps(result, photo, "test", tmp_path / "maps.png")
+    maps = draw_kernel_maps(result, photo, "test", tmp_path / "maps.png", "centre")
     # 100 dpi: kernels (4.6 in image + 8 groups x 0.95 in + 1.4 in) wide; maps 4 columns x 2 rows of 2.9 in panels
     for path, size in [(kernels, (1360, 446)), (maps, (1280, 476))]:
         with Image.open(path) as png:

@@ -141,7 +141,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     try:
         made = visualize(
             args.image, args.model, args.pretrained, args.kind, args.block, args.pixels, args.image_size, args.output,
-            args.class_index,
+            args.class_index, args.kernel_map,
         )  # fmt: skip
     except (VisualizeError, ImportError) as e:  # bad image, block, pixel or kind; missing packages
         print(f"adaptconv visualize: error: {e}", file=sys.stderr)
@@ -183,6 +183,10 @@ def _add_visualize_parser(sub) -> None:
     p.add_argument(
         "--pixels", nargs="+", type=_pixel, metavar="X,Y",
         help="pixels of the model input whose involution kernels to draw (default: centre and two quarter points)",
+    )  # fmt: skip
+    p.add_argument(
+        "--kernel-map", choices=["norm", "centre"], default="norm",
+        help="involution maps per group: each kernel's L2 norm (default) or its centre tap",
     )  # fmt: skip
     p.add_argument("--image-size", type=int, default=224, help="short side of the model input, a multiple of 32")
     p.add_argument("--class", dest="class_index", type=int, help="class Grad-CAM explains (default: top-1)")

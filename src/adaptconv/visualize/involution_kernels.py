@@ -25,6 +25,7 @@ __all__ = [
     "draw_kernel_maps",
     "involution_blocks",
     "involution_kernels",
+    "kernel_map",
 ]
 
 #: groups drawn at most: RedNet's deeper stages have 16 or 32, too many to read in one row
@@ -151,7 +152,13 @@ def draw_involution_kernels(
         ax.annotate(str(n + 1), (x, y), xytext=(4, 4), textcoords="offset points", color=colour, fontweight="bold")
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
-    axes = right.subplots(rows, shown, squeeze=False)
+    grid_h = rows * (kern_w + 0.3) + 0.7
+    spare = height - 0.8 - grid_h
+    if spare > 0.2:  # fewer pixels than the image is high: keep the kernel rows together, centred beside it
+        grid = right.subfigures(3, 1, height_ratios=(spare / 2, grid_h, spare / 2))[1]
+    else:
+        grid = right
+    axes = grid.subplots(rows, shown, squeeze=False)
     for n, ((x, y), (r, c)) in enumerate(zip(pixels, cells, strict=True)):
         for g in range(shown):
             a = axes[n, g]
@@ -166,35 +173,57 @@ def draw_involution_kernels(
                 for side in a.spines.values():
                     side.set_edgecolor(colour)
                     side.set_linewidth(2)
-    right.colorbar(im, ax=axes, shrink=0.8, label="kernel weight")
+    grid.colorbar(im, ax=axes, shrink=0.9, label="kernel weight")
     more = f" (groups 0-{shown - 1} of {groups})" if shown < groups else ""
-    right.suptitle(f"{k}x{k} kernels per group at each pixel{more}", fontsize=9)
+    grid.suptitle(f"{k}x{k} kernels per group at each pixel{more}", fontsize=9)
     fig.suptitle(f"{title}\ninvolution {result.block}: kernels generated from each pixel's features", fontsize=10)
     return save(fig, path)
 
 
-def draw_kernel_maps(result: InvolutionKernels, image: ModelInput, title: str, path: str | Path) -> Path:
-    """Picture: for each group, the L2 norm of its K x K kernel at every output cell over the image (how strongly
-    the involution mixes the neighbourhood there), on one colour scale shared by the groups."""
+#: what a kernel map shows at each output cell: (label, colour map, signed)
+KERNEL_MAPS = {
+    "norm": ("L2 norm of the {k}x{k} kernel", "inferno", False),
+    "centre": ("centre tap of the {k}x{k} kernel", "RdBu_r", True),
+}
+
+
+def kernel_map(kernels: Tensor, statistic: str = "norm") -> Tensor:
+    """(G, K, K, h, w) kernels -> (G, h, w): each kernel's L2 norm ('norm': how strongly it mixes the
+    neighbourhood) or its centre tap ('centre': the weight of the pixel's own value, signed)."""
+    if statistic == "norm":
+        return kernels.float().flatten(1, 2).norm(dim=1)
+    if statistic == "centre":
+        k = kernels.shape[1]
+        return kernels[:, k // 2, k // 2].float()
+    raise VisualizeError(f"unknown kernel map {statistic!r}; choose from {', '.join(KERNEL_MAPS)}")
+
+
+def draw_kernel_maps(
+    result: InvolutionKernels, image: ModelInput, title: str, path: str | Path, statistic: str = "norm"
+) -> Path:
+    """Picture: for each group, ``kernel_map(statistic)`` at every output cell over the image, on one colour scale
+    shared by the groups (symmetric about 0 for the signed centre tap)."""
     plt = pyplot()
     groups, k = result.kernels.shape[:2]
     shown = min(groups, MAX_GROUPS)
-    norms = result.kernels[:shown].float().flatten(1, 2).norm(dim=1).numpy()  # (G, h, w)
+    maps = kernel_map(result.kernels[:shown], statistic).numpy()  # (G, h, w)
+    label, cmap, signed = KERNEL_MAPS[statistic]
     h, w = image.size
     cols = min(shown, 4)
     rows = -(-shown // cols)
     panel_w = 2.9
     fig = plt.figure(figsize=(cols * panel_w + 1.2, rows * panel_w * h / w + 0.9), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    vmax = float(np.max(norms)) or 1.0
+    vmax = float(np.abs(maps).max()) or 1.0
     for g, ax in enumerate(axes):
         if g >= shown:
             ax.set_axis_off()
             continue
-        im = overlay(ax, image.rgb, norms[g], cmap="inferno", vmin=0.0, vmax=vmax)
+        im = overlay(ax, image.rgb, maps[g], cmap=cmap, vmin=-vmax if signed else 0.0, vmax=vmax)
         ax.set_title(f"group {g}", fontsize=9)
-    fig.colorbar(im, ax=list(axes), shrink=0.8, label=f"L2 norm of the {k}x{k} kernel")
+    fig.colorbar(im, ax=list(axes), shrink=0.8, label=label.format(k=k))
     more = f", groups 0-{shown - 1} of {groups}" if shown < groups else ""
-    gh, gw = norms.shape[1:]
-    fig.suptitle(f"{title}\ninvolution {result.block}: kernel strength per group, {gh}x{gw} cells{more}", fontsize=10)
+    gh, gw = maps.shape[1:]
+    what = label.format(k=k)
+    fig.suptitle(f"{title}\ninvolution {result.block}: {what} per group, {gh}x{gw} cells{more}", fontsize=10)
     return save(fig, path)

@@ -12,6 +12,7 @@ from .calibration import calibration_gate, draw_calibration_gate, sc_blocks
 from .errors import VisualizeError
 from .images import default_image_path, load_image, prepare_input
 from .involution_kernels import (
+    KERNEL_MAPS,
     check_pixels,
     default_pixels,
     draw_involution_kernels,
@@ -67,6 +68,7 @@ def visualize(
     image_size: int = 224,
     output: str | Path = "pictures",
     class_index: int | None = None,
+    kernel_map: str = "norm",
 ) -> Pictures:
     """Draw pictures of ``model`` on ``image`` into the folder ``output``.
 
@@ -81,6 +83,7 @@ def visualize(
         image_size: the short side of the model input, a multiple of 32.
         output: the folder to write into (made if missing).
         class_index: the class Grad-CAM explains; default the top-1 class.
+        kernel_map: what the involution maps show per group: the kernel's 'norm' or its 'centre' tap.
     """
     loaded = load_model(model, pretrained)
     kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds or ("all",))
@@ -94,8 +97,11 @@ def visualize(
     path = default_image_path() if image is None else Path(image)
     cfg = get_pretrained_config(model)
     source = prepare_input(load_image(path), image_size, cfg.mean, cfg.std, name=path.name)
-    if pixels is not None and "involution" in kinds:
-        check_pixels(pixels, source)
+    if "involution" in kinds:
+        if kernel_map not in KERNEL_MAPS:
+            raise VisualizeError(f"unknown kernel map {kernel_map!r}; choose from {', '.join(KERNEL_MAPS)}")
+        if pixels is not None:
+            check_pixels(pixels, source)
 
     out = Path(output)
     stem = f"{_slug(path.stem)}_{model}"
@@ -119,7 +125,7 @@ def visualize(
         chosen = default_pixels(source) if pixels is None else pixels
         base = out / f"{stem}_involution_{kernels.block}"
         made.files.append(draw_involution_kernels(kernels, source, chosen, title, f"{base}_kernels.png"))
-        made.files.append(draw_kernel_maps(kernels, source, title, f"{base}_maps.png"))
+        made.files.append(draw_kernel_maps(kernels, source, title, f"{base}_{kernel_map}_maps.png", kernel_map))
     return made
 
 
