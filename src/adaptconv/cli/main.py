@@ -188,8 +188,12 @@ def _add_visualize_parser(sub) -> None:
         "--kernel-map", choices=["norm", "centre"], default="norm",
         help="involution maps per group: each kernel's L2 norm (default) or its centre tap",
     )  # fmt: skip
-    p.add_argument("--image-size", type=int, default=224, help="short side of the model input, a multiple of 32")
-    p.add_argument("--class", dest="class_index", type=int, help="class Grad-CAM explains (default: top-1)")
+    p.add_argument(
+        "--image-size", type=int, default=224, metavar="S", help="short side of the model input, a multiple of 32"
+    )
+    p.add_argument(
+        "--class", dest="class_index", type=int, metavar="N", help="class Grad-CAM explains (default: top-1)"
+    )
     p.add_argument("--output", "-o", default="pictures", metavar="DIR", help="folder for the PNGs (default pictures)")
     p.set_defaults(func=cmd_visualize)
 

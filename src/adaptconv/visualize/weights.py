@@ -44,9 +44,11 @@ def load_model(name: str, pretrained: str | None = None) -> LoadedModel:
         pretrained = "official" if os.path.isfile(official_weights_path(name)) else "none"
         why = "its official weights are not in torch.hub's cache; --pretrained official fetches them"
     if pretrained == "none":
-        torch.manual_seed(0)  # the same random pictures on every run
+        with torch.random.fork_rng(devices=[]):  # the same random pictures on every run; the caller's RNG untouched
+            torch.manual_seed(0)
+            model = create_model(name)
         note = f"{name} has random weights ({why}): the pictures show an untrained network"
-        return LoadedModel(create_model(name).eval(), name, "random weights", note)
+        return LoadedModel(model.eval(), name, "random weights", note)
     source = True if pretrained == "official" else pretrained
     model = create_model(name, pretrained=source)  # CheckpointError (a ValueError) says what is wrong
     weights = "official weights" if source is True else f"weights {os.path.basename(str(pretrained))}"
