@@ -8,6 +8,7 @@ Commands:
   info [MODEL ...]          parameters and multiply-accumulates at an input size, beside the paper's figures
   export MODEL              an ONNX file or a torch.export program, with dynamic batch and image size
   benchmark [MODEL ...]     img/s, ms/step and peak memory against a ResNet baseline measured in the same run
+  visualize [IMAGE]         pictures: Grad-CAM, SC-Conv calibration gates, involution kernels (no IMAGE: a cat)
 """
 
 from __future__ import annotations
@@ -136,6 +137,69 @@ def _add_export_parser(sub) -> None:
     p.set_defaults(func=cmd_export)
 
 
+def cmd_visualize(args: argparse.Namespace) -> int:
+    from ..visualize import VisualizeError, visualize
+
+    try:
+        made = visualize(
+            args.image, args.model, args.pretrained, args.kind, args.block, args.pixels, args.image_size, args.output,
+            args.class_index, args.kernel_map,
+        )  # fmt: skip
+    except (VisualizeError, ImportError) as e:  # bad image, block, pixel or kind; missing packages
+        print(f"adaptconv visualize: error: {e}", file=sys.stderr)
+        return 2
+    for note in made.notes:
+        print(f"note: {note}")
+    if made.top5:
+        print("top-5 classes:")
+        for index, name, probability in made.top5:
+            print(f"  {100 * probability:6.2f}%  {index:4d}  {name}")
+    for path in made.files:
+        print(f"wrote {path}")
+    return 0
+
+
+def _pixel(text: str) -> tuple[int, int]:
+    try:
+        x, y = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y (two integers), got {text!r}") from None
+    return x, y
+
+
+def _add_visualize_parser(sub) -> None:
+    from ..visualize.pictures import KINDS
+
+    p = sub.add_parser("visualize", help="pictures of a model on an image: Grad-CAM, calibration gates, involution")
+    p.add_argument("image", nargs="?", metavar="IMAGE", help="default: a photo shipped with the package (a cat, CC0)")
+    p.add_argument("--model", default="scnet50", help="an adaptconv model (default scnet50)")
+    p.add_argument(
+        "--pretrained", metavar="PATH|URL|official|none",
+        help="weights; default: the official ones if already downloaded, else random (nothing is downloaded)",
+    )  # fmt: skip
+    p.add_argument(
+        "--kind", choices=[*KINDS, "all"], default="all",
+        help="picture(s); default all that apply: gradcam, plus calibration (scnet*) or involution (rednet*)",
+    )  # fmt: skip
+    p.add_argument("--block", help="block whose gates or kernels to draw, e.g. layer3.1 (default: last of layer2)")
+    p.add_argument(
+        "--pixels", nargs="+", type=_pixel, metavar="X,Y",
+        help="pixels of the model input whose involution kernels to draw (default: centre and two quarter points)",
+    )  # fmt: skip
+    p.add_argument(
+        "--kernel-map", choices=["norm", "centre"], default="norm",
+        help="involution maps per group: each kernel's L2 norm (default) or its centre tap",
+    )  # fmt: skip
+    p.add_argument(
+        "--image-size", type=int, default=224, metavar="S", help="short side of the model input, a multiple of 32"
+    )
+    p.add_argument(
+        "--class", dest="class_index", type=int, metavar="N", help="class Grad-CAM explains (default: top-1)"
+    )
+    p.add_argument("--output", "-o", default="pictures", metavar="DIR", help="folder for the PNGs (default pictures)")
+    p.set_defaults(func=cmd_visualize)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="adaptconv", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -156,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
     _add_export_parser(sub)
     add_benchmark_parser(sub)
+    _add_visualize_parser(sub)
     return parser
 
 

@@ -53,7 +53,8 @@ class SelfCalibratedConv2d(nn.Module):
     K2, K3 and K4 are 3x3 conv + norm; the gate and K3 work at the input resolution and only K4 carries the
     stride. ``Up`` is nearest-neighbour up-sampling to the input size (PyTorch's 'nearest', as in the official
     code; the paper says bilinear). Submodule names (``k2``, ``k3``, ``k4``) and defaults follow the official code,
-    so official checkpoints load directly.
+    so official checkpoints load directly. ``calibration_gate`` is an identity hook point whose forward hooks see the
+    gate.
 
     Args:
         in_channels: C_in.
@@ -95,10 +96,13 @@ class SelfCalibratedConv2d(nn.Module):
         )
         self.k3 = nn.Sequential(*_conv3x3_bn(in_channels, in_channels, 1, padding, dilation, groups, norm_layer))
         self.k4 = nn.Sequential(*_conv3x3_bn(in_channels, out_channels, stride, padding, dilation, groups, norm_layer))
+        # A hook point, no parameters: a forward hook on it sees the very gate tensor that the forward multiplies
+        # by (``adaptconv visualize`` draws it), without recomputing it. The state_dict is unchanged.
+        self.calibration_gate = nn.Identity()
 
     def gate(self, x: Tensor) -> Tensor:
         """The calibration gate ``sigmoid(x + Up(K2(AvgPool_r(x))))``, (N, C_in, H, W)."""
-        return torch.sigmoid(x + F.interpolate(self.k2(x), size=x.shape[-2:], mode="nearest"))
+        return self.calibration_gate(torch.sigmoid(x + F.interpolate(self.k2(x), size=x.shape[-2:], mode="nearest")))
 
     def forward(self, x: Tensor) -> Tensor:
         check_feature_map(x, "x", self.in_channels)
