@@ -36,7 +36,7 @@ class FeaturePyramidBackbone(nn.Module):
     by default; the neck may add extra levels above them. ``out_channels`` (of every level), ``body_levels`` (the
     names of the body's levels) and ``strides`` (of all levels, extra ones included) describe the output.
 
-    Shape: (N, 3, H, W) -> OrderedDict of (N, out_channels, ~H / s, ~W / s), one for each level's stride s.
+    Shape: (N, 3, H, W) -> OrderedDict of (N, out_channels, ceil(H / s), ceil(W / s)), one for each level's stride s.
     """
 
     def __init__(self, body: nn.Module, neck: nn.Module, out_channels: int, extra_levels: int = 0) -> None:
