@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 from torch import Tensor
 
@@ -11,6 +12,12 @@ from .involution_aggregate import involution_aggregate
 from .involution_fused import involution_fused
 
 __all__ = ["Involution2d"]
+
+# torch.fx's symbolic tracing (torchvision's create_feature_extractor, timm's FX features) cannot run the shape
+# checks of these functions on a traced tensor: record each call as one graph node, run on real tensors later.
+# The aggregation stays the custom op inside; torch.compile and torch.export do not use these wrappers.
+for _name in ("check_feature_map", "involution_aggregate", "involution_fused"):
+    torch.fx.wrap(_name)
 
 
 class Involution2d(nn.Module):

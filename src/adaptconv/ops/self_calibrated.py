@@ -11,7 +11,20 @@ from torch import Tensor
 from ._checks import check_feature_map, check_positive_int
 from ._layers import LayerType
 
-__all__ = ["CalibrationPool", "SelfCalibratedConv2d"]
+__all__ = ["CalibrationPool", "SelfCalibratedConv2d", "calibration_pool"]
+
+# torch.fx's symbolic tracing (torchvision's create_feature_extractor, timm's FX features) cannot run Python logic
+# on a traced tensor's shape: record these calls as single graph nodes instead, which run on real tensors later.
+torch.fx.wrap("check_feature_map")
+
+
+def calibration_pool(x: Tensor, r: int) -> Tensor:
+    """r x r average pooling with stride r, the window shrunk to the whole axis on maps smaller than r."""
+    kh, kw = min(r, x.shape[-2]), min(r, x.shape[-1])
+    return F.avg_pool2d(x, (kh, kw), (kh, kw))
+
+
+torch.fx.wrap("calibration_pool")
 
 
 class CalibrationPool(nn.Module):
@@ -27,8 +40,7 @@ class CalibrationPool(nn.Module):
         self.r = check_positive_int(r, "pooling_r")
 
     def forward(self, x: Tensor) -> Tensor:
-        kh, kw = min(self.r, x.shape[-2]), min(self.r, x.shape[-1])
-        return F.avg_pool2d(x, (kh, kw), (kh, kw))
+        return calibration_pool(x, self.r)
 
     def extra_repr(self) -> str:
         return f"r={self.r}"
