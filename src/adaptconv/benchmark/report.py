@@ -17,6 +17,7 @@ def write_json(path: Path, environment: dict, options: dict, rows: list[dict]) -
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(dict(environment=environment, options=options, rows=rows), f, indent=1)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; a results file is for everyone to read
     os.replace(tmp, path)
     return path
 
@@ -55,13 +56,17 @@ def plot_ratios(rows: list[dict], path: Path) -> Path:
     done = [r for r in rows if r["speed_ratio"] is not None]
     labels = [f"{r['model']}\n{r['task']} b{r['batch']} {r['dtype']}\n{r['layout']} {r['mode']}" for r in done]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(done) + 2), 4.5))
-    xs = range(len(done))
-    ax.bar([x - 0.2 for x in xs], [r["speed_ratio"] for r in done], 0.4, label="speed (img/s ÷ baseline's)")
-    memory = [r["memory_ratio"] if r["memory_ratio"] is not None else 0.0 for r in done]
-    if any(memory):
-        ax.bar([x + 0.2 for x in xs], memory, 0.4, label="peak memory ÷ baseline's")
+    xs = list(range(len(done)))
+    memory = [r["memory_ratio"] for r in done]
+    pairs = any(m is not None for m in memory)  # peak memory is measured on CUDA only
+    width, shift = (0.4, 0.2) if pairs else (0.6, 0.0)
+    bars = ax.bar([x - shift for x in xs], [r["speed_ratio"] for r in done], width, label="speed (img/s ÷ baseline's)")
+    ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    if pairs:
+        bars = ax.bar([x + shift for x in xs], [m or 0.0 for m in memory], width, label="peak memory ÷ baseline's")
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
     ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xticks(list(xs), labels, fontsize=7)
+    ax.set_xticks(xs, labels, fontsize=7)
     ax.set_ylabel("ratio to the baseline (ResNet)")
     ax.legend(fontsize=8)
     fig.tight_layout()
