@@ -21,19 +21,10 @@ from pathlib import Path
 
 import torch
 
+from adaptconv.benchmark.timing import device_name
 from adaptconv.engine.loggers import read_summary
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -55,7 +46,7 @@ def main() -> None:
         wall_seconds=round(seconds, 1),
         top1=rows[-1]["top1"],
         epochs=rows,
-        cpu=_cpu_model(),
+        cpu=device_name("cpu"),
         cores=os.cpu_count(),
         torch_threads=torch.get_num_threads(),
         torch=torch.__version__,

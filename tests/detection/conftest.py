@@ -1,16 +1,8 @@
-"""Detection tests: one intra-op thread."""
-
-from __future__ import annotations
+"""Detection tests: one intra-op thread (the ``one_thread`` fixture of tests/conftest.py)."""
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    # On a shared 2-core machine two intra-op threads wait on each other whenever another process takes a core,
-    # which makes the small ops of a detector's step ten times slower; one thread is steady.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    pass

@@ -19,12 +19,7 @@ NAMES = ["rednet26", "scnet50", "scnet50_v1d"]
 NARROW = (16, 32, 64, 128)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _features_only(name: str, model: torch.nn.Module, **kwargs) -> torch.nn.Module:
