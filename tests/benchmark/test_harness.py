@@ -27,6 +27,18 @@ def test_baseline_is_the_resnet_of_the_same_depth(model, baseline):
     assert baseline_for(model) == baseline
 
 
+def test_fused_variant(monkeypatch):
+    from adaptconv.ops import Involution2d
+
+    involutions = [m for m in harness.create("rednet26+fused").modules() if isinstance(m, Involution2d)]
+    assert involutions and all(m.fused for m in involutions)
+    assert baseline_for("rednet50+fused") == "resnet50"
+    r = measure(Setting("rednet26+fused", "train", 2, "fp32", "nchw", "eager", 32), "cpu", repeats=1, warmup=1)
+    assert r["error"] is None
+    with pytest.raises(ValueError, match=r"unknown variant '\+fast' of rednet26; choose from fused"):
+        settings(["rednet26+fast"], ["inference"], {"inference": [1]}, ["fp32"], ["nchw"], ["eager"], 32)
+
+
 def test_median_ms_runs_warmup_then_times_each_repeat_after_before():
     calls = []
     ms = median_ms(lambda: calls.append("step"), "cpu", repeats=4, warmup=2, before=lambda: calls.append("next"))

@@ -18,14 +18,43 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..models import create_model
+from ..ops import Involution2d
 from .timing import median_ms, peak_memory_mib, reset_peak_memory
 
-__all__ = ["DTYPES", "LAYOUTS", "MODES", "TASKS", "Setting", "baseline_for", "measure", "run", "settings"]
+__all__ = ["DTYPES", "LAYOUTS", "MODES", "TASKS", "VARIANTS", "Setting", "baseline_for", "create", "measure", "run",
+           "settings"]  # fmt: skip
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # None: no autocast
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 MODES = ("eager", "compile")
 TASKS = ("inference", "train")
+
+
+def _fuse_involutions(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, Involution2d):
+            m.fused = True
+
+
+#: model variants, named after a '+': ``rednet50+fused`` is RedNet-50 with ``Involution2d(fused=True)`` throughout
+VARIANTS: dict[str, Callable[[nn.Module], None]] = {"fused": _fuse_involutions}
+
+
+def create(model: str, **kwargs) -> nn.Module:
+    """``create_model`` for a model name with an optional ``+variant`` (:data:`VARIANTS`)."""
+    name, _, variant = model.partition("+")
+    net = create_model(name, **kwargs)
+    if variant:
+        VARIANTS[variant](net)
+    return net
+
+
+def _check_name(model: str) -> None:
+    name, _, variant = model.partition("+")
+    if not timm.is_model(name):
+        raise ValueError(f"unknown model {name!r}; `adaptconv list` shows ours, and any timm model is allowed")
+    if variant and variant not in VARIANTS:
+        raise ValueError(f"unknown variant '+{variant}' of {name}; choose from {', '.join(VARIANTS)}")
 
 
 @dataclass(frozen=True)
@@ -44,6 +73,7 @@ class Setting:
 def baseline_for(model: str) -> str:
     """timm's ResNet of the same depth and stem: ``rednet101`` -> ``resnet101``, ``scnet50_v1d`` -> ``resnet50d``;
     ``resnet50`` where timm has no such ResNet (RedNet-38)."""
+    model = model.partition("+")[0]
     depth = re.search(r"\d+", model)
     name = f"resnet{depth.group() if depth else ''}{'d' if model.endswith('_v1d') else ''}"
     return name if depth and timm.is_model(name) else "resnet50"
@@ -59,8 +89,7 @@ def settings(models: Iterable[str], tasks: Iterable[str], batches: dict[str, lis
             raise ValueError(f"unknown {what} {bad[0]!r}; choose from {', '.join(allowed)}")
     out = []
     for model, task, dtype, layout, mode in itertools.product(models, tasks, dtypes, layouts, modes):
-        if not timm.is_model(model):
-            raise ValueError(f"unknown model {model!r}; `adaptconv list` shows ours, and any timm model is allowed")
+        _check_name(model)
         out += [Setting(model, task, b, dtype, layout, mode, img_size) for b in batches[task]]
     return out
 
@@ -109,7 +138,7 @@ def measure(s: Setting, device: str, repeats: int = 20, warmup: int = 5, input_s
     (e.g. out of memory), so that one failed setting does not end a long run."""
     try:
         reset_peak_memory(device)
-        model = create_model(s.model, num_classes=1000).to(device, memory_format=LAYOUTS[s.layout])
+        model = create(s.model, num_classes=1000).to(device, memory_format=LAYOUTS[s.layout])
         if s.mode == "compile":
             model = torch.compile(model)
             warmup = max(warmup, 3)  # the first calls compile (one graph for train, one for eval)

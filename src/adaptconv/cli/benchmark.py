@@ -19,7 +19,7 @@ def add_benchmark_parser(sub) -> argparse.ArgumentParser:
         "inference latency at batch 1 (a training step at batch 8), fp32.",
     )
     p.add_argument("models", nargs="*", default=["rednet50", "scnet50"], metavar="MODEL",
-                   help="default: rednet50 scnet50")  # fmt: skip
+                   help="default: rednet50 scnet50; NAME+fused: involutions with fused kernel generation")  # fmt: skip
     p.add_argument("--baseline", help="one baseline for every model (default: the ResNet of the same depth)")
     p.add_argument("--task", nargs="+", choices=["inference", "train"], help="default: both on a GPU, inference on CPU")
     p.add_argument("--batch-size", "-b", nargs="+", type=int, metavar="N",
