@@ -76,6 +76,21 @@ def test_mixed_dtypes_promote():
                                   3, 1, 1, 1)) < 1e-6  # fmt: skip
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("x_in_autocast_dtype", [True, False])
+def test_autocast_gives_the_unfused_layers_dtype(dtype, x_in_autocast_dtype):
+    # Under autocast the unfused layer's span conv gives autocast-dtype kernels, and its aggregation promotes them
+    # with x: the fused op must give the same dtype, not promote everything to the span parameters' float32.
+    layer = Involution2d(32, 7, 2)
+    fused = Involution2d(32, 7, 2, fused=True)
+    fused.load_state_dict(layer.state_dict())
+    x = torch.randn(2, 32, 11, 10).to(dtype if x_in_autocast_dtype else torch.float32)
+    with torch.autocast("cpu", dtype=dtype):
+        y, yf = layer(x), fused(x)
+    assert yf.dtype == y.dtype == (dtype if x_in_autocast_dtype else torch.float32)
+    assert rel_error(yf, layer.double()(x.double())) < 2e-2
+
+
 @pytest.mark.parametrize(
     ("change", "match"),
     [

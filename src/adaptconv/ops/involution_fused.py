@@ -128,6 +128,12 @@ def involution_fused(
     if reduced.shape[0] != x.shape[0] or tuple(reduced.shape[2:]) != out_hw:
         raise ValueError(f"reduced must be (N, C_r, H_out, W_out) = ({x.shape[0]}, C_r, {out_hw[0]}, {out_hw[1]}), "
                          f"got {tuple(reduced.shape)}")  # fmt: skip
-    dtype = torch.promote_types(torch.promote_types(x.dtype, reduced.dtype), span_weight.dtype)
+    # The kernels' dtype: that of the span conv they replace, i.e. the autocast dtype under autocast (rather than the
+    # float32 of the span parameters, which would double the memory and traffic); the output's, as the unfused
+    # aggregation's: promoted with x's.
+    kernel_dtype = torch.promote_types(reduced.dtype, span_weight.dtype)
+    if torch.is_autocast_enabled(x.device.type) and kernel_dtype.is_floating_point:
+        kernel_dtype = torch.get_autocast_dtype(x.device.type)
+    dtype = torch.promote_types(x.dtype, kernel_dtype)
     x, reduced, span_weight, span_bias = (t.to(dtype) for t in (x, reduced, span_weight, span_bias))
     return _fused_op(x, reduced, span_weight, span_bias, kernel_size, stride, padding, dilation)

@@ -1,0 +1,59 @@
+"""Memory a training step keeps for backward, per model against its ResNet baseline (any device, CPU included).
+
+    python benchmarks/saved_activations.py [--models rednet50 rednet50+fused ...] [--batch 4] [--dtype bf16]
+
+Counts the bytes of the distinct tensors autograd saves in one forward pass in training mode under autocast
+(``adaptconv.benchmark.saved_activation_bytes``) at batch B and 2B: the difference over B is what each image adds
+(the activations), free of what does not grow with the batch (autocast's low-precision copies of the weights).
+At training batch sizes this dominates peak memory. ``NAME+fused`` is the model with fused involution kernel
+generation. Writes benchmarks/results/saved_activations.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+from _common import RESULTS, environment, markdown_table
+
+from adaptconv.benchmark import DTYPES, baseline_for, saved_bytes_per_image
+from adaptconv.benchmark.harness import create
+
+MODELS = ["rednet26", "rednet26+fused", "rednet50", "rednet50+fused", "rednet101", "rednet101+fused", "scnet50"]
+
+
+def activation_mib(name: str, batch: int, size: int, dtype: torch.dtype | None) -> float:
+    """MiB of saved tensors that one image adds to a training forward pass."""
+    torch.manual_seed(0)
+    return saved_bytes_per_image(create(name, num_classes=1000), (3, size, size), batch, dtype) / 2**20
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=MODELS)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--img-size", type=int, default=224)
+    ap.add_argument("--dtype", choices=list(DTYPES), default="bf16")
+    args = ap.parse_args()
+    dtype = DTYPES[args.dtype]
+    cache: dict[str, float] = {}
+    rows = []
+    for name in args.models:
+        base = baseline_for(name)
+        for m in (base, name):
+            if m not in cache:
+                cache[m] = activation_mib(m, args.batch, args.img_size, dtype)
+        mib, base_mib = cache[name], cache[base]
+        rows.append(dict(model=name, mib_per_image=round(mib, 2), baseline=base,
+                         baseline_mib_per_image=round(base_mib, 2), ratio=round(mib / base_mib, 3)))  # fmt: skip
+    meta = dict(environment("cpu"), batch=args.batch, img_size=args.img_size, dtype=args.dtype)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "saved_activations.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1) + "\n")
+    print(f"saved for backward per image, training forward, {args.img_size}px, {args.dtype} autocast")
+    headers = ["model", "MiB per image", "baseline", "baseline MiB per image", "ratio"]
+    print(markdown_table(headers, [list(r.values()) for r in rows]))
+
+
+if __name__ == "__main__":
+    main()
