@@ -37,6 +37,8 @@ def test_fused_variant(monkeypatch):
     assert r["error"] is None
     with pytest.raises(ValueError, match=r"unknown variant '\+fast' of rednet26; choose from fused"):
         settings(["rednet26+fast"], ["inference"], {"inference": [1]}, ["fp32"], ["nchw"], ["eager"], 32)
+    with pytest.raises(ValueError, match="'\\+fused' is for the RedNet models, not scnet50"):
+        settings(["scnet50+fused"], ["inference"], {"inference": [1]}, ["fp32"], ["nchw"], ["eager"], 32)
 
 
 def test_median_ms_runs_warmup_then_times_each_repeat_after_before():

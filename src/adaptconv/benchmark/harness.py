@@ -18,7 +18,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..models import create_model
-from ..ops import Involution2d
 from .timing import median_ms, peak_memory_mib, reset_peak_memory
 
 __all__ = ["DTYPES", "LAYOUTS", "MODES", "TASKS", "VARIANTS", "Setting", "baseline_for", "create", "measure", "run",
@@ -30,23 +29,15 @@ MODES = ("eager", "compile")
 TASKS = ("inference", "train")
 
 
-def _fuse_involutions(model: nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, Involution2d):
-            m.fused = True
-
-
-#: model variants, named after a '+': ``rednet50+fused`` is RedNet-50 with ``Involution2d(fused=True)`` throughout
-VARIANTS: dict[str, Callable[[nn.Module], None]] = {"fused": _fuse_involutions}
+#: model variants, named after a '+', as keyword arguments of the model: ``rednet50+fused`` is RedNet-50 with fused
+#: involution kernel generation throughout
+VARIANTS: dict[str, dict] = {"fused": dict(fused_involution=True)}
 
 
 def create(model: str, **kwargs) -> nn.Module:
     """``create_model`` for a model name with an optional ``+variant`` (:data:`VARIANTS`)."""
     name, _, variant = model.partition("+")
-    net = create_model(name, **kwargs)
-    if variant:
-        VARIANTS[variant](net)
-    return net
+    return create_model(name, **(VARIANTS[variant] if variant else {}), **kwargs)
 
 
 def _check_name(model: str) -> None:
@@ -55,6 +46,8 @@ def _check_name(model: str) -> None:
         raise ValueError(f"unknown model {name!r}; `adaptconv list` shows ours, and any timm model is allowed")
     if variant and variant not in VARIANTS:
         raise ValueError(f"unknown variant '+{variant}' of {name}; choose from {', '.join(VARIANTS)}")
+    if variant and not name.startswith("rednet"):
+        raise ValueError(f"variant '+{variant}' is for the RedNet models, not {name}")
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,8 @@ class RedNet(ResNet):
     """RedNet: timm's ``ResNet`` with ``InvolutionBottleneck`` blocks and the RedNet stem in place of ``conv1``.
 
     As in the official code, the last BN of every block starts at zero and the classifier at N(0, 0.01).
+    ``fused_involution=True`` makes every involution generate its kernels inside the aggregation
+    (``Involution2d(fused=True)``): the same function and parameters, less memory (docs/training_memory.md).
     """
 
     # Our names -> official mmcls ImageClassifier names (applied in order, first match of each rule).
@@ -112,6 +114,7 @@ class RedNet(ResNet):
         zero_init_last: bool = True,
         norm_layer: LayerType = nn.BatchNorm2d,
         act_layer: LayerType = nn.ReLU,
+        fused_involution: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(
@@ -122,6 +125,9 @@ class RedNet(ResNet):
         self.conv1 = place(stem, kwargs.get("device"), kwargs.get("dtype"))
         self.bn1 = nn.Identity()
         self.act1 = nn.Identity()
+        for m in self.modules():
+            if isinstance(m, Involution2d):
+                m.fused = fused_involution
         self.init_weights(zero_init_last=zero_init_last)
 
     def init_weights(self, zero_init_last: bool = True) -> None:
