@@ -5,7 +5,8 @@
 #
 # models:  RedNet-26/50/101 and SCNet-50/101/50_v1d against their ResNets, train (batch 128) and inference
 #          (batch 256), bf16, channels_last, eager
-# fused:   RedNet-50 with fused kernel generation against the stored-kernel path, same settings
+# fused:   RedNet-50 with fused kernel generation, and also with its stem recomputed in the backward pass, against
+#          the stored-kernel path, same settings
 # latency: inference at batch 1
 # op:      the aggregation alone at RedNet-50's layer shapes against the copy bandwidth (and the fused-op bench)
 # Each part writes its JSON and Markdown files to OUT_DIR (default benchmarks/results). Kernel tuning results are
@@ -21,7 +22,7 @@ for part in $parts; do
   case $part in
     models) bench rednet26 rednet50 rednet101 --name rednet || status=1
             bench scnet50 scnet101 scnet50_v1d --name scnet || status=1 ;;
-    fused) bench rednet50+fused --name rednet50-fused || status=1 ;;
+    fused) bench rednet50+fused rednet50+fused+recompute --name rednet50-variants || status=1 ;;
     latency) bench rednet50 scnet50 --task inference --batch-size 1 --name latency || status=1 ;;
     op) python benchmarks/involution_op.py --out "$out" || status=1
         python benchmarks/involution_fused.py --out "$out" || status=1 ;;

@@ -7,7 +7,8 @@ Counts the bytes of the distinct tensors autograd saves in one forward pass in t
 (the activations), free of what does not grow with the batch (autocast's low-precision copies of the weights);
 also for the stem alone (the modules before ``layer1``).
 At training batch sizes this dominates peak memory. ``NAME+fused`` is the model with fused involution kernel
-generation. Writes benchmarks/results/saved_activations.json and prints a Markdown table.
+generation, ``+recompute`` recomputes the stem in the backward pass. Writes
+benchmarks/results/saved_activations.json and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from _common import RESULTS, environment, markdown_table
 from adaptconv.benchmark import DTYPES, baseline_for, saved_bytes_per_image
 from adaptconv.benchmark.harness import create
 
-MODELS = ["rednet26", "rednet26+fused", "rednet50", "rednet50+fused", "rednet101", "rednet101+fused", "scnet50"]
+MODELS = [f"rednet{depth}{variant}" for depth in (26, 50, 101) for variant in ("", "+fused", "+fused+recompute")]
+MODELS.append("scnet50")
 
 
 def activation_mib(name: str, batch: int, size: int, dtype: torch.dtype | None) -> tuple[float, float]:

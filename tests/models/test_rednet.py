@@ -19,3 +19,26 @@ def test_fused_involution_is_the_same_model():
     yf.sum().backward()
     for (name, a), b in zip(ref.named_parameters(), fused.parameters(), strict=True):
         torch.testing.assert_close(b.grad, a.grad, rtol=1e-8, atol=1e-10, msg=name)
+
+
+def test_recomputed_stem_is_the_same_model_with_less_saved_and_one_stats_update():
+    from adaptconv.benchmark import saved_bytes_per_image
+
+    kwargs = dict(num_classes=10, channels=(16, 32, 64, 128))
+    ref = adaptconv.create_model("rednet26", **kwargs).double()
+    rec = adaptconv.create_model("rednet26", recompute_stem=True, **kwargs).double()
+    assert rec.state_dict().keys() == ref.state_dict().keys()
+    rec.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 3, 45, 38, dtype=torch.float64)
+    y, yr = ref(x), rec(x)
+    torch.testing.assert_close(yr, y, rtol=1e-12, atol=1e-12)
+    y.square().sum().backward()
+    yr.square().sum().backward()
+    for (name, a), b in zip(ref.named_parameters(), rec.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-10, atol=1e-12, msg=name)
+    # one forward and backward: the running statistics moved once, as without recomputation
+    for (name, a), b in zip(ref.named_buffers(), rec.buffers(), strict=True):
+        torch.testing.assert_close(b, a, rtol=0, atol=0, msg=name)
+    assert int(rec.conv1[0].bn.num_batches_tracked) == 1
+    saved = [saved_bytes_per_image(m.float(), (3, 64, 64), 2) for m in (ref, rec)]
+    assert saved[1] < 0.9 * saved[0]

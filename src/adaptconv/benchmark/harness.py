@@ -29,25 +29,29 @@ MODES = ("eager", "compile")
 TASKS = ("inference", "train")
 
 
-#: model variants, named after a '+', as keyword arguments of the model: ``rednet50+fused`` is RedNet-50 with fused
-#: involution kernel generation throughout
-VARIANTS: dict[str, dict] = {"fused": dict(fused_involution=True)}
+#: model variants, named after a '+' (several may follow each other), as keyword arguments of the model:
+#: ``rednet50+fused`` is RedNet-50 with fused involution kernel generation, ``rednet50+fused+recompute`` also
+#: recomputes its stem in the backward pass
+VARIANTS: dict[str, dict] = {"fused": dict(fused_involution=True), "recompute": dict(recompute_stem=True)}
 
 
 def create(model: str, **kwargs) -> nn.Module:
-    """``create_model`` for a model name with an optional ``+variant`` (:data:`VARIANTS`)."""
-    name, _, variant = model.partition("+")
-    return create_model(name, **(VARIANTS[variant] if variant else {}), **kwargs)
+    """``create_model`` for a model name with optional ``+variant`` suffixes (:data:`VARIANTS`)."""
+    name, *variants = model.split("+")
+    for v in variants:
+        kwargs.update(VARIANTS[v])
+    return create_model(name, **kwargs)
 
 
 def _check_name(model: str) -> None:
-    name, _, variant = model.partition("+")
+    name, *variants = model.split("+")
     if not timm.is_model(name):
         raise ValueError(f"unknown model {name!r}; `adaptconv list` shows ours, and any timm model is allowed")
-    if variant and variant not in VARIANTS:
-        raise ValueError(f"unknown variant '+{variant}' of {name}; choose from {', '.join(VARIANTS)}")
-    if variant and not name.startswith("rednet"):
-        raise ValueError(f"variant '+{variant}' is for the RedNet models, not {name}")
+    for v in variants:
+        if v not in VARIANTS:
+            raise ValueError(f"unknown variant '+{v}' of {name}; choose from {', '.join(VARIANTS)}")
+        if not name.startswith("rednet"):
+            raise ValueError(f"variant '+{v}' is for the RedNet models, not {name}")
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ class Setting:
 def baseline_for(model: str) -> str:
     """timm's ResNet of the same depth and stem: ``rednet101`` -> ``resnet101``, ``scnet50_v1d`` -> ``resnet50d``;
     ``resnet50`` where timm has no such ResNet (RedNet-38)."""
-    model = model.partition("+")[0]
+    model = model.split("+")[0]
     depth = re.search(r"\d+", model)
     name = f"resnet{depth.group() if depth else ''}{'d' if model.endswith('_v1d') else ''}"
     return name if depth and timm.is_model(name) else "resnet50"

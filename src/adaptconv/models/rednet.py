@@ -7,17 +7,21 @@ A ResNet whose bottleneck 3x3 convs are replaced by 7x7 involutions, with a stem
 
 from __future__ import annotations
 
+import contextlib
+
+import torch
 import torch.nn as nn
 from timm.models import register_model
 from timm.models.resnet import ResNet
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from ..ops import Involution2d
 from ..ops._layers import LayerType, conv_norm_act
 from ._blocks import ResidualBottleneck, check_block_options, place
 from ._builder import build_model, timm_default_cfgs
 
-__all__ = ["InvolutionBottleneck", "RedNet", "rednet_stem"]
+__all__ = ["InvolutionBottleneck", "RedNet", "RedNetStem", "rednet_stem"]
 
 
 class InvolutionBottleneck(ResidualBottleneck):
@@ -68,19 +72,62 @@ class InvolutionBottleneck(ResidualBottleneck):
         return self.act(self.bn2(self.conv2(out)))
 
 
+class RedNetStem(nn.Sequential):
+    """The RedNet stem (a Sequential, so the state_dict keys stay the official ones), optionally recomputed.
+
+    With ``recompute=True``, a training forward keeps none of the stem's activations: the backward pass runs the
+    stem again (``torch.utils.checkpoint``). The stem works at half the input resolution, so this saves a large
+    share of RedNet's training memory (docs/training_memory.md) for one more stem forward a step. Batch norm's
+    running statistics are updated once, in the forward pass, not again in the recomputation. Under
+    ``torch.compile`` the compiler decides what to keep, and the flag is ignored.
+    """
+
+    recompute: bool = False
+
+    def forward(self, x: Tensor) -> Tensor:
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
+        if not (self.recompute and self.training and needs_grad) or torch.compiler.is_compiling():
+            return super().forward(x)
+        calls = []
+
+        def run(inp: Tensor) -> Tensor:
+            calls.append(None)
+            if len(calls) == 1:
+                return super(RedNetStem, self).forward(inp)
+            with _running_stats_kept(self):
+                return super(RedNetStem, self).forward(inp)
+
+        return checkpoint(run, x, use_reentrant=False)
+
+
+@contextlib.contextmanager
+def _running_stats_kept(module: nn.Module):
+    """Put every batch norm's running statistics back as they were, after a recomputation updated them again."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = [[b.clone() for b in (m.running_mean, m.running_var, m.num_batches_tracked)] for m in norms]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, (mean, var, count) in zip(norms, saved, strict=True):
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+                m.num_batches_tracked.copy_(count)
+
+
 def rednet_stem(
     in_chans: int,
     out_channels: int = 64,
     kernel_size: int = 3,
     norm_layer: LayerType = nn.BatchNorm2d,
     act_layer: LayerType = nn.ReLU,
-) -> nn.Sequential:
+) -> RedNetStem:
     """RedNet stem, stride 2: conv 3x3/2 (width out/2) -> involution K x K -> norm -> act -> conv 3x3 (width out).
 
     K is 3 in the classification code and its checkpoints (7 in the official detection/segmentation copies).
     """
     mid = out_channels // 2
-    return nn.Sequential(
+    return RedNetStem(
         conv_norm_act(in_chans, mid, 3, 2, norm_layer, act_layer),
         Involution2d(mid, kernel_size, norm_layer=norm_layer, act_layer=act_layer),
         norm_layer(mid),
@@ -94,7 +141,8 @@ class RedNet(ResNet):
 
     As in the official code, the last BN of every block starts at zero and the classifier at N(0, 0.01).
     ``fused_involution=True`` makes every involution generate its kernels inside the aggregation
-    (``Involution2d(fused=True)``): the same function and parameters, less memory (docs/training_memory.md).
+    (``Involution2d(fused=True)``), and ``recompute_stem=True`` recomputes the stem in the backward pass
+    (``RedNetStem``): the same function and parameters, less training memory (docs/training_memory.md).
     """
 
     # Our names -> official mmcls ImageClassifier names (applied in order, first match of each rule).
@@ -115,6 +163,7 @@ class RedNet(ResNet):
         norm_layer: LayerType = nn.BatchNorm2d,
         act_layer: LayerType = nn.ReLU,
         fused_involution: bool = False,
+        recompute_stem: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(
@@ -122,6 +171,7 @@ class RedNet(ResNet):
             zero_init_last=zero_init_last, **kwargs,
         )  # fmt: skip
         stem = rednet_stem(in_chans, 64, stem_kernel_size, norm_layer=norm_layer, act_layer=act_layer)
+        stem.recompute = recompute_stem
         self.conv1 = place(stem, kwargs.get("device"), kwargs.get("dtype"))
         self.bn1 = nn.Identity()
         self.act1 = nn.Identity()
