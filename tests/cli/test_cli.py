@@ -63,3 +63,22 @@ def test_export_program_round_trip(capsys, tmp_path):
     reference.load_state_dict(program.state_dict)
     with torch.no_grad():
         torch.testing.assert_close(program.module()(x), reference(x))
+
+
+def test_model_kwargs_reach_the_model_and_a_wrong_one_is_one_clear_line(capsys, tmp_path):
+    from adaptconv.cli.main import build_parser
+    from adaptconv.cli.train import to_config
+    from adaptconv.engine.config import resolve_config
+    from adaptconv.engine.setup import build_model
+
+    argv = ["train", "-a", "rednet26", "--width", "0.25", "--model-kwargs", "fused_involution=True",
+            "recompute_stem=True", "drop_path_rate=0.1"]  # fmt: skip
+    cfg = resolve_config(to_config(build_parser().parse_args(argv)))
+    assert cfg.model_kwargs == {"fused_involution": True, "recompute_stem": True, "drop_path_rate": 0.1}
+    model = build_model(cfg, 10, 1)
+    assert model.conv1.recompute and model.layer1[0].conv2.fused
+    assert main(["train", "-a", "rednet26", "--model-kwargs", "fusd=1", "--epochs", "1", "--output",
+                 str(tmp_path / "run")]) == 1  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("adaptconv train: error: --model-kwargs: rednet26 takes no argument 'fusd' (")
+    assert "\n" not in err and "Traceback" not in err

@@ -9,8 +9,20 @@ Every flag of the classic PyTorch ImageNet training script keeps its name and me
 from __future__ import annotations
 
 import argparse
+import ast
 
 from ..engine.config import RECIPES, TrainConfig
+
+
+def _key_value(text: str) -> tuple[str, object]:
+    """'KEY=VALUE' -> (KEY, VALUE), VALUE read as a Python literal (True, 0.1, (1, 2)) or else kept as a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY a Python name, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -20,6 +32,9 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default=None, help="'npz:PATH' (JPEG .npz layout) or 'embedded'")
     p.add_argument("-a", "--arch", metavar="ARCH", default=None, help="model name (adaptconv list, or any timm name)")
     p.add_argument("--width", type=float, default=None, help="multiplier of the stage widths (default 1)")
+    p.add_argument("--model-kwargs", nargs="+", type=_key_value, default=None, metavar="KEY=VALUE",
+                   help="more keyword arguments of the model, e.g. fused_involution=True recompute_stem=True "
+                        "drop_path_rate=0.05")  # fmt: skip
     p.add_argument("-j", "--workers", type=int, default=None, metavar="N", help="data loading workers per node")
     p.add_argument("-b", "--batch-size", type=int, default=None, metavar="N",
                    help="total batch size over all processes of a node")  # fmt: skip
@@ -86,4 +101,7 @@ def add_validate_parser(sub) -> argparse.ArgumentParser:
 
 def to_config(args: argparse.Namespace) -> TrainConfig:
     names = TrainConfig.__dataclass_fields__
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    values = {k: v for k, v in vars(args).items() if k in names}
+    if values.get("model_kwargs"):
+        values["model_kwargs"] = dict(values["model_kwargs"])
+    return TrainConfig(**values)

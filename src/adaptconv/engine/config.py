@@ -8,7 +8,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["RECIPES", "TrainConfig", "resolve_config"]
+__all__ = ["RECIPES", "ConfigError", "TrainConfig", "resolve_config"]
+
+
+class ConfigError(ValueError):
+    """A bad option or combination of options: the command line prints its message alone (it names the flag)."""
 
 
 @dataclass
@@ -19,6 +23,7 @@ class TrainConfig:
     dataset: str | None = None  # 'npz:PATH' or 'embedded'
     arch: str | None = None
     width: float | None = None  # multiplier on the stage widths (1 = the paper's model)
+    model_kwargs: dict[str, Any] | None = None  # more keyword arguments of the model, e.g. fused_involution=True
     workers: int | None = None
     epochs: int | None = None
     start_epoch: int = 0
@@ -132,7 +137,7 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
     if recipe is None and cfg.data is None and cfg.dataset in (None, "embedded"):
         recipe = "embedded"
     if recipe is not None and recipe not in RECIPES:
-        raise ValueError(f"unknown --recipe {recipe!r}; choose from {', '.join(RECIPES)}")
+        raise ConfigError(f"unknown --recipe {recipe!r}; choose from {', '.join(RECIPES)}")
     values = {**CLASSIC, **(RECIPES[recipe] if recipe else {})}
     out = TrainConfig.from_dict(cfg.to_dict())
     out.recipe = recipe

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .config import ConfigError
+
 __all__ = ["DistContext", "all_reduce_sum", "launch"]
 
 
@@ -52,9 +54,9 @@ def _check_gpu(gpu: int | None) -> None:
     if gpu is None:
         return
     if not torch.cuda.is_available():
-        raise ValueError(f"--gpu {gpu} asks for a GPU, but PyTorch sees none; leave --gpu out to train on the CPU")
+        raise ConfigError(f"--gpu {gpu} asks for a GPU, but PyTorch sees none; leave --gpu out to train on the CPU")
     if not 0 <= gpu < torch.cuda.device_count():
-        raise ValueError(f"--gpu {gpu}: this machine has GPUs 0..{torch.cuda.device_count() - 1}")
+        raise ConfigError(f"--gpu {gpu}: this machine has GPUs 0..{torch.cuda.device_count() - 1}")
 
 
 def _init(backend: str | None, url: str, world_size: int, rank: int, cuda: bool) -> None:
@@ -104,7 +106,7 @@ def launch(fn: Callable, opts, *args) -> None:
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
         if rank < 0:
-            raise ValueError("distributed training needs --rank (or torchrun, which sets RANK)")
+            raise ConfigError("distributed training needs --rank (or torchrun, which sets RANK)")
         _init(dist_backend, dist_url, world_size, rank, cuda)
         ctx = DistContext(rank, world_size, local_rank, local_world, _device(gpu, local_rank, cuda))
         try:

@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .config import ConfigError
+
 __all__ = ["COLUMNS", "EpochLogger", "read_summary"]
 
 COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "top1", "top5", "img_per_s", "peak_mem_mib", "seconds", "ema_top1")
@@ -40,7 +42,7 @@ class EpochLogger:
     def __init__(self, output: Path, kinds: list[str], config: dict[str, Any], run_name: str) -> None:
         unknown = [k for k in kinds if k not in LOG_KINDS]
         if unknown:
-            raise ValueError(f"unknown --log {', '.join(unknown)}; choose from {', '.join(LOG_KINDS)}")
+            raise ConfigError(f"unknown --log {', '.join(unknown)}; choose from {', '.join(LOG_KINDS)}")
         self.output = output
         self.tb = self.wandb_run = None
         if "tensorboard" in kinds:

@@ -19,7 +19,7 @@ from ..data import (
     collate_skipping,
 )
 from ..models import create_model
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 from .distributed import DistContext
 
 __all__ = ["AMP_DTYPES", "autocast", "build_model", "eval_loader", "per_rank", "train_loader"]
@@ -30,21 +30,25 @@ STAGE_WIDTHS = (64, 128, 256, 512)
 
 def build_model(cfg: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
     """``cfg.arch`` with ``num_classes`` outputs and ``in_chans`` inputs; ``cfg.width`` scales the stage widths of
-    the ResNet-family models (ours and timm's); ``cfg.pretrained`` loads weights (True: the official ones)."""
-    kwargs = {}
+    the ResNet-family models (ours and timm's); ``cfg.model_kwargs`` go to the model; ``cfg.pretrained`` loads
+    weights (True: the official ones)."""
+    kwargs = dict(cfg.model_kwargs or {})
     if cfg.width not in (None, 1, 1.0):
         if cfg.width <= 0:
-            raise ValueError(f"--width must be positive, got {cfg.width}")
+            raise ConfigError(f"--width must be positive, got {cfg.width}")
         kwargs["channels"] = tuple(max(16, int(round(c * cfg.width / 16)) * 16) for c in STAGE_WIDTHS)
     try:
         return create_model(cfg.arch, pretrained=cfg.pretrained, num_classes=num_classes, in_chans=in_chans, **kwargs)
     except TypeError as e:
         if "channels" in kwargs and "channels" in str(e):
-            raise ValueError(f"--width works with ResNet-family models only, not {cfg.arch}") from None
+            raise ConfigError(f"--width works with ResNet-family models only, not {cfg.arch}") from None
+        unknown = [k for k in cfg.model_kwargs or {} if repr(k) in str(e)]
+        if unknown:
+            raise ConfigError(f"--model-kwargs: {cfg.arch} takes no argument {unknown[0]!r} ({e})") from None
         raise
     except RuntimeError as e:
         if "Unknown model" in str(e):
-            raise ValueError(f"unknown --arch {cfg.arch!r}: see 'adaptconv list' (or any timm model name)") from None
+            raise ConfigError(f"unknown --arch {cfg.arch!r}: see 'adaptconv list' (or any timm model name)") from None
         raise
 
 
@@ -53,7 +57,7 @@ def per_rank(total: int, ctx: DistContext, what: str) -> int:
     if what == "workers":
         return (total + ctx.local_world_size - 1) // ctx.local_world_size
     if total % ctx.local_world_size:
-        raise ValueError(f"--batch-size {total} is the total over the {ctx.local_world_size} processes of a node "
+        raise ConfigError(f"--batch-size {total} is the total over the {ctx.local_world_size} processes of a node "
                          "and must divide evenly between them")  # fmt: skip
     return total // ctx.local_world_size
 
@@ -87,7 +91,7 @@ def autocast(cfg: TrainConfig, device: torch.device):
     if cfg.amp is None:
         return contextlib.nullcontext()
     if cfg.amp not in AMP_DTYPES:
-        raise ValueError(f"--amp must be one of {', '.join(AMP_DTYPES)}, got {cfg.amp!r}")
+        raise ConfigError(f"--amp must be one of {', '.join(AMP_DTYPES)}, got {cfg.amp!r}")
     return torch.autocast(device.type, dtype=AMP_DTYPES[cfg.amp])
 
 
