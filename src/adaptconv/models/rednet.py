@@ -85,8 +85,10 @@ class RedNetStem(nn.Sequential):
     recompute: bool = False
 
     def forward(self, x: Tensor) -> Tensor:
-        needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
-        if not (self.recompute and self.training and needs_grad) or torch.compiler.is_compiling():
+        # the flags first: FX tracing (feature extractors) gets the plain path without looking at the traced x
+        if not (self.recompute and self.training and torch.is_grad_enabled()) or torch.compiler.is_compiling():
+            return super().forward(x)
+        if not (x.requires_grad or any(p.requires_grad for p in self.parameters())):
             return super().forward(x)
         calls = []
 
