@@ -1,5 +1,6 @@
 """SCNet and RedNet classifiers and backbones, their configurations and official checkpoints."""
 
+from ._builder import official_weights_file
 from .checkpoint import (
     CheckpointError,
     load_official_checkpoint,
@@ -26,6 +27,7 @@ __all__ = [
     "load_official_checkpoint",
     "official_key_map",
     "official_state_dict",
+    "official_weights_file",
     "read_checkpoint",
     "rednet26",
     "rednet38",

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
+from pathlib import Path
 
-import torch
 import torch.nn as nn
 from timm.models import adapt_input_conv, build_model_with_cfg
 
-from .checkpoint import CheckpointError, fit_state_dict, official_key_map, read_checkpoint
+from .checkpoint import CheckpointError, checkpoint_dir, fit_state_dict, official_key_map, read_checkpoint
 from .pretrained import get_pretrained_config, timm_cfg
 
 _logger = logging.getLogger(__name__)
@@ -44,6 +43,12 @@ def _feature_wrapper(model: nn.Module, out_indices, feature_cls) -> nn.Module:
     return wrapped
 
 
+def official_weights_file(variant: str, cache_dir: str | None = None) -> Path:
+    """Where the official weights of ``variant`` are (or would be) kept: in torch.hub's checkpoint cache, or
+    ``cache_dir``, under the file name of its pretrained configuration."""
+    return checkpoint_dir(cache_dir) / get_pretrained_config(variant).file_name
+
+
 def _pretrained_source(variant: str, pretrained, cache_dir: str | None):
     """Resolve ``pretrained`` (True, a path or URL, or a state_dict) to something ``read_checkpoint`` reads."""
     if pretrained is not True:
@@ -56,9 +61,9 @@ def _pretrained_source(variant: str, pretrained, cache_dir: str | None):
         )
     if cfg.url:
         return cfg.url
-    cached = os.path.join(cache_dir or os.path.join(torch.hub.get_dir(), "checkpoints"), cfg.file_name)
-    if os.path.isfile(cached):
-        return cached
+    cached = official_weights_file(variant, cache_dir)
+    if cached.is_file():
+        return str(cached)
     raise CheckpointError(
         f"{variant}: the official weights cannot be downloaded by a program (they are behind a share link). "
         f"Download them by hand from {cfg.download_page}, then either put the file at {cached} or pass its path: "

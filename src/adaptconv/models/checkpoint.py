@@ -25,6 +25,7 @@ from torch import Tensor
 
 __all__ = [
     "CheckpointError",
+    "checkpoint_dir",
     "fit_state_dict",
     "load_official_checkpoint",
     "official_key_map",
@@ -88,10 +89,15 @@ def _sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def checkpoint_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where downloaded weights are kept: ``cache_dir``, else torch.hub's ``<hub dir>/checkpoints``."""
+    return Path(cache_dir) if cache_dir else Path(torch.hub.get_dir()) / "checkpoints"
+
+
 def _download(url: str, file_name: str | None, sha256_prefix: str | None, cache_dir: str | None) -> Path:
     """Fetch ``url`` into torch.hub's checkpoint cache (or ``cache_dir``) unless already there; check its hash."""
     name = file_name or os.path.basename(urlparse(url).path)
-    folder = Path(cache_dir) if cache_dir else Path(torch.hub.get_dir()) / "checkpoints"
+    folder = checkpoint_dir(cache_dir)
     target = folder / name
     if sha256_prefix is None:
         m = torch.hub.HASH_REGEX.search(name)  # torch.hub's convention: name-<sha256 prefix>.ext

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ..models import create_model, get_pretrained_config, list_models
+from ..models import create_model, get_pretrained_config, list_models, official_weights_file
 from .errors import VisualizeError
 
-__all__ = ["LoadedModel", "load_model", "official_weights_path"]
+__all__ = ["LoadedModel", "load_model"]
 
 
 @dataclass(frozen=True)
@@ -25,11 +25,6 @@ class LoadedModel:
     note: str | None = None
 
 
-def official_weights_path(name: str) -> str:
-    """Where torch.hub's cache keeps the official weights of ``name`` (they need not be there)."""
-    return os.path.join(torch.hub.get_dir(), "checkpoints", get_pretrained_config(name).file_name)
-
-
 def load_model(name: str, pretrained: str | None = None) -> LoadedModel:
     """Build adaptconv model ``name`` for pictures.
 
@@ -41,8 +36,15 @@ def load_model(name: str, pretrained: str | None = None) -> LoadedModel:
         raise VisualizeError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
     why = "as asked"
     if pretrained is None:
-        pretrained = "official" if os.path.isfile(official_weights_path(name)) else "none"
-        why = "its official weights are not in torch.hub's cache; --pretrained official fetches them"
+        pretrained = "official" if official_weights_file(name).is_file() else "none"
+        cfg = get_pretrained_config(name)
+        why = "its official weights are not in torch.hub's cache" + (
+            "; --pretrained official fetches them"
+            if cfg.url
+            else f"; they are at {cfg.download_page}"
+            if cfg.released
+            else "; the authors released none"
+        )
     if pretrained == "none":
         with torch.random.fork_rng(devices=[]):  # the same random pictures on every run; the caller's RNG untouched
             torch.manual_seed(0)
