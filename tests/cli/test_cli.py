@@ -82,3 +82,12 @@ def test_model_kwargs_reach_the_model_and_a_wrong_one_is_one_clear_line(capsys, 
     err = capsys.readouterr().err.strip()
     assert err.startswith("adaptconv train: error: --model-kwargs: rednet26 takes no argument 'fusd' (")
     assert "\n" not in err and "Traceback" not in err
+
+
+def test_plot_of_a_folder_without_a_run_is_one_clear_line(capsys, tmp_path):
+    assert main(["plot", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("adaptconv plot: error: ") and "summary.csv not found" in err and "\n" not in err
+    (tmp_path / "summary.csv").write_text("epoch,lr\n")
+    assert main(["plot", str(tmp_path)]) == 1
+    assert "has no finished epoch yet" in capsys.readouterr().err

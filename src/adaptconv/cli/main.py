@@ -104,7 +104,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from ..engine.plot import plot_run
 
-    print(f"wrote {plot_run(args.run_dir, args.output)}")
+    try:
+        path = plot_run(args.run_dir, args.output)
+    except (FileNotFoundError, ValueError, ImportError) as e:  # no run there, no epoch yet, no matplotlib
+        print(f"adaptconv plot: error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
     return 0
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import ConfigError
 from .loggers import read_summary
 
 __all__ = ["plot_run"]
@@ -18,7 +17,7 @@ def plot_run(run_dir: str | Path, output: str | Path | None = None) -> Path:
         raise FileNotFoundError(f"{summary} not found: give the --output folder of an 'adaptconv train' run")
     rows = read_summary(summary)
     if not rows:
-        raise ConfigError(f"{summary} has no finished epoch yet")
+        raise ValueError(f"{summary} has no finished epoch yet")
     try:
         import matplotlib
 
