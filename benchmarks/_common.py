@@ -8,7 +8,6 @@ from pathlib import Path
 
 import torch
 
-from adaptconv.benchmark import environment, median_ms  # noqa: F401  (the scripts import them from here)
 from adaptconv.ops import involution_aggregate_unfold, involution_triton
 from adaptconv.ops.involution_aggregate import involution_aggregate_backward_reference, involution_aggregate_reference
 

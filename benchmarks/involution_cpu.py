@@ -17,10 +17,11 @@ import time
 from collections.abc import Callable
 
 import torch
-from _common import RESULTS, environment
+from _common import RESULTS
 
 import adaptconv
 import adaptconv.ops.involution_cpu as cpu_kernels
+from adaptconv.benchmark import environment
 
 PATHS = ("taps", "windows", "auto")
 

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import RESULTS, environment, markdown_table, median_ms, write_results
+from _common import RESULTS, markdown_table, write_results
 from involution_op import GROUP_CHANNELS, LAYERS
 
+from adaptconv.benchmark import environment, median_ms
 from adaptconv.ops import involution_aggregate, involution_fused, involution_output_size
 
 

@@ -15,8 +15,9 @@ import argparse
 from pathlib import Path
 
 import torch
-from _common import RESULTS, aggregation_step, environment, markdown_table, median_ms, write_results
+from _common import RESULTS, aggregation_step, markdown_table, write_results
 
+from adaptconv.benchmark import environment, median_ms
 from adaptconv.ops import involution_triton
 
 

@@ -18,8 +18,9 @@ import itertools
 from pathlib import Path
 
 import torch
-from _common import RESULTS, aggregation_step, environment, markdown_table, median_ms, write_results
+from _common import RESULTS, aggregation_step, markdown_table, write_results
 
+from adaptconv.benchmark import environment, median_ms
 from adaptconv.ops import involution_output_size
 
 # RedNet-50's involutions (Li et al., CVPR 2021): the stem's 3x3 and each stage's 7x7, the first block of stages

@@ -19,9 +19,9 @@ import json
 
 import torch
 import torch.nn as nn
-from _common import RESULTS, environment, markdown_table
+from _common import RESULTS, markdown_table
 
-from adaptconv.benchmark import DTYPES, baseline_for, saved_bytes_per_image
+from adaptconv.benchmark import DTYPES, baseline_for, environment, saved_bytes_per_image
 from adaptconv.benchmark.harness import create
 
 MODELS = [f"rednet{depth}{variant}" for depth in (26, 50, 101) for variant in ("", "+fused", "+fused+recompute")]

@@ -149,7 +149,8 @@ def measure(s: Setting, device: str, repeats: int = 20, warmup: int = 5, input_s
     finally:
         if device == "cuda":
             torch.cuda.empty_cache()
-        torch._dynamo.reset()
+        if s.mode == "compile":
+            torch._dynamo.reset()  # the next setting compiles its own model, not a guard-checked cached one
     return result
 
 

@@ -18,8 +18,11 @@ def add_benchmark_parser(sub) -> argparse.ArgumentParser:
         "batches. Defaults on a GPU: train at batch 128 and inference at 256, bf16, channels_last; on a CPU: "
         "inference latency at batch 1 (a training step at batch 8), fp32.",
     )
+    from ..benchmark.harness import VARIANTS
+
     p.add_argument("models", nargs="*", default=["rednet50", "scnet50"], metavar="MODEL",
-                   help="default: rednet50 scnet50; NAME+fused: involutions with fused kernel generation")  # fmt: skip
+                   help=f"default: rednet50 scnet50; a RedNet may take +VARIANT suffixes ({', '.join(VARIANTS)}: "
+                        "the model options fused_involution, recompute_stem)")  # fmt: skip
     p.add_argument("--baseline", help="one baseline for every model (default: the ResNet of the same depth)")
     p.add_argument("--task", nargs="+", choices=["inference", "train"], help="default: both on a GPU, inference on CPU")
     p.add_argument("--batch-size", "-b", nargs="+", type=int, metavar="N",
