@@ -42,3 +42,19 @@ def test_recomputed_stem_is_the_same_model_with_less_saved_and_one_stats_update(
     assert int(rec.conv1[0].bn.num_batches_tracked) == 1
     saved = [saved_bytes_per_image(m.float(), (3, 64, 64), 2) for m in (ref, rec)]
     assert saved[1] < 0.9 * saved[0]
+
+
+def test_compiled_whole_graph_with_both_options():
+    # under torch.compile the stem's recomputation is left to the compiler: one graph, the same function
+    kwargs = dict(num_classes=10, channels=(16, 32, 64, 128), fused_involution=True, recompute_stem=True)
+    model = adaptconv.create_model("rednet26", **kwargs)
+    ref = adaptconv.create_model("rednet26", num_classes=10, channels=(16, 32, 64, 128))
+    ref.load_state_dict(model.state_dict())
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    x = torch.randn(2, 3, 40, 40)
+    y, yr = compiled(x), ref(x)
+    torch.testing.assert_close(y, yr, rtol=1e-4, atol=1e-5)
+    y.sum().backward()
+    yr.sum().backward()
+    for (name, a), b in zip(ref.named_parameters(), model.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-3, atol=1e-5, msg=name)
