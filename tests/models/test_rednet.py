@@ -4,6 +4,11 @@ import adaptconv
 from adaptconv.ops import Involution2d
 
 
+def _assert_same_grads(model: torch.nn.Module, ref: torch.nn.Module, **tol) -> None:
+    for (name, a), b in zip(ref.named_parameters(), model.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, msg=name, **tol)
+
+
 def test_fused_involution_is_the_same_model():
     ref = adaptconv.create_model("rednet26", num_classes=10, channels=(16, 32, 64, 128)).double()
     fused = adaptconv.create_model("rednet26", num_classes=10, channels=(16, 32, 64, 128), fused_involution=True)
@@ -17,8 +22,7 @@ def test_fused_involution_is_the_same_model():
     torch.testing.assert_close(yf, y, rtol=1e-10, atol=1e-10)
     y.sum().backward()
     yf.sum().backward()
-    for (name, a), b in zip(ref.named_parameters(), fused.parameters(), strict=True):
-        torch.testing.assert_close(b.grad, a.grad, rtol=1e-8, atol=1e-10, msg=name)
+    _assert_same_grads(fused, ref, rtol=1e-8, atol=1e-10)
 
 
 def test_recomputed_stem_is_the_same_model_with_less_saved_and_one_stats_update():
@@ -34,8 +38,7 @@ def test_recomputed_stem_is_the_same_model_with_less_saved_and_one_stats_update(
     torch.testing.assert_close(yr, y, rtol=1e-12, atol=1e-12)
     y.square().sum().backward()
     yr.square().sum().backward()
-    for (name, a), b in zip(ref.named_parameters(), rec.parameters(), strict=True):
-        torch.testing.assert_close(b.grad, a.grad, rtol=1e-10, atol=1e-12, msg=name)
+    _assert_same_grads(rec, ref, rtol=1e-10, atol=1e-12)
     # one forward and backward: the running statistics moved once, as without recomputation
     for (name, a), b in zip(ref.named_buffers(), rec.buffers(), strict=True):
         torch.testing.assert_close(b, a, rtol=0, atol=0, msg=name)
@@ -56,5 +59,4 @@ def test_compiled_whole_graph_with_both_options():
     torch.testing.assert_close(y, yr, rtol=1e-4, atol=1e-5)
     y.sum().backward()
     yr.sum().backward()
-    for (name, a), b in zip(ref.named_parameters(), model.parameters(), strict=True):
-        torch.testing.assert_close(b.grad, a.grad, rtol=1e-3, atol=1e-5, msg=name)
+    _assert_same_grads(model, ref, rtol=1e-3, atol=1e-5)
