@@ -148,6 +148,14 @@ def test_interpreted_layouts_and_int64_offsets(interpreter, layout):
     check_against_reference(outputs, x, weight, grad, conf)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_interpreted_wide_groups_in_every_layout(interpreter, layout):
+    # 40 channels a group: two channel chunks in both kernel families (channels_last ones and the others)
+    conf = (5, 2, 2, 1)
+    x, weight, grad = make_case(1, 2, 40, 7, 6, *conf, torch.bfloat16, (layout,) * 3)
+    check_against_reference(run_interpreted(interpreter, x, weight, grad, conf), x, weight, grad, conf)
+
+
 def test_interpreted_gradient_of_a_sum(interpreter):
     # y.sum().backward() hands the backward a grad_y expanded from one element: every stride is 0.
     conf = (3, 1, 1, 1)

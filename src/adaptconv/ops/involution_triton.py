@@ -28,6 +28,7 @@ try:
     import triton
 
     from . import _involution_kernels as _kernels
+    from . import _involution_kernels_nhwc as _kernels_nhwc
 except ModuleNotFoundError as error:  # only a missing triton means "no kernels"; other errors are bugs
     if (error.name or "").split(".")[0] != "triton":
         raise
@@ -73,6 +74,12 @@ def _needs_int64(tensors: tuple[Tensor, ...], reach: int) -> bool:
     return False
 
 
+def _channels_innermost(x: Tensor) -> bool:
+    """Whether x's channel axis has unit stride (channels_last): then the pixel-block kernels of
+    ``_involution_kernels_nhwc`` run, else the spatial-tile kernels of ``_involution_kernels``."""
+    return x.stride(1) == 1 and x.shape[1] > 1
+
+
 def _device_guard(t: Tensor):
     # Triton launches on the current CUDA device: make it the tensors' one.
     return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
@@ -101,19 +108,18 @@ def involution_aggregate_triton(
     if y.numel() == 0:
         return y
     reach = padding + (kernel_size - 1) * dilation
-
-    def grid(meta):
-        return (n * groups * triton.cdiv(ho, meta["BLOCK_H"]) * triton.cdiv(wo, meta["BLOCK_W"]),)
-
+    args = (x, weight, y, group_channels, groups, h, w, ho, wo)
+    strides = (*x.stride(), *weight.stride(), *y.stride())
+    constants = dict(K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation, BLOCK_C=block_c,
+                     EVEN_C=group_channels % block_c == 0,
+                     WIDE=_needs_int64((x, weight, y), reach) if wide is None else wide)  # fmt: skip
     with _device_guard(x):
-        _kernels.forward_kernel[grid](
-            x, weight, y,
-            group_channels, groups, h, w, ho, wo, ho, wo,
-            *x.stride(), *weight.stride(), *y.stride(),
-            K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation,
-            BLOCK_C=block_c, EVEN_C=group_channels % block_c == 0,
-            WIDE=_needs_int64((x, weight, y), reach) if wide is None else wide,
-        )  # fmt: skip
+        if _channels_innermost(x):
+            grid = lambda meta: (n * groups * triton.cdiv(ho * wo, meta["BLOCK_P"]),)  # noqa: E731
+            _kernels_nhwc.forward_kernel[grid](*args, *strides, KP=triton.next_power_of_2(kernel_size), **constants)
+        else:
+            grid = lambda meta: (n * groups * triton.cdiv(ho, meta["BLOCK_H"]) * triton.cdiv(wo, meta["BLOCK_W"]),)  # noqa: E731
+            _kernels.forward_kernel[grid](*args, ho, wo, *strides, **constants)
     return y
 
 
@@ -141,24 +147,35 @@ def involution_aggregate_backward_triton(
     grad_w = _empty_like_layout(tuple(weight.shape), weight, weight.dtype)
     if grad_x.numel() == 0 or grad_w.numel() == 0:
         return grad_x.zero_(), grad_w.zero_()
+    reach = padding + (kernel_size - 1) * dilation + stride
+    constants = dict(K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation, BLOCK_C=block_c,
+                     EVEN_C=group_channels % block_c == 0)  # fmt: skip
+    if _channels_innermost(x):
+        # The pixel-block kernel keeps the kernel gradient of a row in registers over all channel chunks.
+        tensors = (grad_out, x, weight, grad_x, grad_w)
+        pixels = max(ho * wo, h * w)  # a block is taken as output pixels for grad_w and as input pixels for grad_x
+        with _device_guard(x):
+            _kernels_nhwc.backward_kernel[lambda meta: (n * groups * triton.cdiv(pixels, meta["BLOCK_P"]),)](
+                *tensors, group_channels, groups, h, w, ho, wo, *(st for t in tensors for st in t.stride()),
+                KP=triton.next_power_of_2(kernel_size), **constants,
+                WIDE=_needs_int64(tensors, reach) if wide is None else wide,
+            )  # fmt: skip
+        return grad_x, grad_w
     # A group wider than one channel chunk sums its partial kernel gradients in memory: keep those in float32.
     chunked = group_channels > block_c and weight.dtype != torch.float32
     grad_w_acc = _empty_like_layout(tuple(weight.shape), weight, torch.float32) if chunked else grad_w
+    tensors = (grad_out, x, weight, grad_x, grad_w_acc)
     # Every input pixel belongs to one program: the tiles cover the larger of the output grid and ceil(H/s).
     grid_h, grid_w = max(ho, triton.cdiv(h, stride)), max(wo, triton.cdiv(w, stride))
-    reach = padding + (kernel_size - 1) * dilation + stride
 
     def grid(meta):
         return (n * groups * triton.cdiv(grid_h, meta["BLOCK_H"]) * triton.cdiv(grid_w, meta["BLOCK_W"]),)
 
     with _device_guard(x):
         _kernels.backward_kernel[grid](
-            grad_out, x, weight, grad_x, grad_w_acc,
-            group_channels, groups, h, w, ho, wo, grid_h, grid_w,
-            *grad_out.stride(), *x.stride(), *weight.stride(), *grad_x.stride(), *grad_w_acc.stride(),
-            K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation,
-            BLOCK_C=block_c, EVEN_C=group_channels % block_c == 0,
-            WIDE=_needs_int64((grad_out, x, weight, grad_x, grad_w_acc), reach) if wide is None else wide,
+            *tensors, group_channels, groups, h, w, ho, wo, grid_h, grid_w,
+            *(st for t in tensors for st in t.stride()), **constants,
+            WIDE=_needs_int64(tensors, reach) if wide is None else wide,
         )  # fmt: skip
     if chunked:
         grad_w.copy_(grad_w_acc)

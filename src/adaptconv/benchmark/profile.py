@@ -1,0 +1,114 @@
+"""Where the time of one step goes: the device kernels of a few steps under ``torch.profiler``, grouped by kind.
+
+The step is the harness's (forward, or forward + backward + SGD update), so the profile belongs to the same
+setting that ``adaptconv benchmark`` times. Kernel names are sorted into a few categories by the words in them
+(:data:`CATEGORIES`); on a CPU the profiler's operator times take the kernels' place.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import statistics
+import time
+import warnings
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from .harness import LAYOUTS, Setting, _inputs, _step, create
+
+__all__ = ["CATEGORIES", "category", "kernel_profile"]
+
+#: (category, regular expression on the lower-cased kernel name), first match wins
+CATEGORIES: list[tuple[str, str]] = [
+    ("involution aggregation", r"involution|forward_kernel|backward_kernel"),
+    ("convolution", r"conv|cudnn|xmma|implicit_gemm|fprop|dgrad|wgrad|winograd"),
+    ("matrix product", r"gemm|cutlass|cublas|matmul|addmm|mm"),
+    ("batch norm", r"batch_norm|batchnorm|bn_|welford"),
+    ("pooling", r"pool"),
+    ("reduction", r"reduce|sum|mean"),
+    ("copy / concatenation", r"copy|cat|clone|contiguous"),
+    ("optimizer", r"multi_tensor|foreach|sgd"),
+    ("element-wise", r"elementwise|vectorized|unrolled|sigmoid|relu|mul|add|fill"),
+]
+
+
+def category(name: str) -> str:
+    """The category of a kernel (or, on a CPU, an operator) name; ``other`` if none matches."""
+    low = name.lower()
+    return next((cat for cat, pattern in CATEGORIES if re.search(pattern, low)), "other")
+
+
+def kernel_profile(s: Setting, device: str, steps: int = 5, warmup: int = 3) -> dict:
+    """Profile ``steps`` steps of setting ``s`` after ``warmup``; per step: device time and launches of each
+    kernel and of each category, sorted by time, the host's time to issue the step (milliseconds) and the
+    number of calls in it that wait for the device (CUDA)."""
+    model = create(s.model, num_classes=1000).to(device, memory_format=LAYOUTS[s.layout])
+    if s.mode == "compile":
+        model = torch.compile(model)
+    step, advance = _step(s, model, device, _inputs(s, device, 3, 1000))
+    for _ in range(warmup):
+        step()
+        advance()
+    # Host time to issue one step (the queue empty at its start, no wait at its end): where it exceeds the kernels'
+    # time, the GPU waits for Python and the step's time is the host's.
+    host = []
+    for _ in range(steps):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        step()
+        host.append((time.perf_counter() - t) * 1e3)
+        advance()
+    # Calls that wait for the device inside one step (each stalls the host's queueing of kernels).
+    syncs = 0
+    if device == "cuda":
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                step()
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        syncs = sum("synchroniz" in str(w.message) for w in caught)
+        advance()
+    activities = [ProfilerActivity.CUDA] if device == "cuda" else [ProfilerActivity.CPU]
+    if device == "cuda":
+        torch.cuda.synchronize()
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+            advance()
+        if device == "cuda":
+            torch.cuda.synchronize()
+    time_ms: dict[str, float] = collections.defaultdict(float)
+    calls: dict[str, int] = collections.Counter()
+    for ev in prof.events():
+        if device == "cuda":
+            if ev.device_type != torch.autograd.DeviceType.CUDA:
+                continue
+            us = ev.device_time
+        else:
+            if ev.cpu_parent is not None:  # top-level operators only: nested ones are inside their parents' time
+                continue
+            us = ev.cpu_time
+        time_ms[ev.name] += us / 1e3 / steps
+        calls[ev.name] += 1
+    kernels = sorted(
+        (dict(name=k, category=category(k), ms=v, calls=calls[k] / steps) for k, v in time_ms.items()),
+        key=lambda r: -r["ms"],
+    )
+    cats: dict[str, dict] = {}
+    for k in kernels:
+        c = cats.setdefault(k["category"], dict(category=k["category"], ms=0.0, calls=0.0))
+        c["ms"] += k["ms"]
+        c["calls"] += k["calls"]
+    return dict(
+        host_ms=statistics.median(host),
+        synchronizations=syncs,
+        total_ms=sum(k["ms"] for k in kernels),
+        launches=sum(k["calls"] for k in kernels),
+        categories=sorted(cats.values(), key=lambda r: -r["ms"]),
+        kernels=kernels,
+    )
