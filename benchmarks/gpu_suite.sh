@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU measurements behind the README's "Speed" section, in one command (run from the repository root):
 #
-#     bash benchmarks/gpu_suite.sh [OUT_DIR] [PART ...]    # parts: models fused latency op (default: all four)
+#     bash benchmarks/gpu_suite.sh [OUT_DIR] [PART ...]    # parts: models fused latency op profile (default: all)
 #
 # models:  RedNet-26/50/101 and SCNet-50/101/50_v1d against their ResNets, train (batch 128) and inference
 #          (batch 256), bf16, channels_last, eager
@@ -9,12 +9,13 @@
 #          the stored-kernel path, same settings
 # latency: inference at batch 1
 # op:      the aggregation alone at RedNet-50's layer shapes against the copy bandwidth (and the fused-op bench)
+# profile: one training step of RedNet-50, SCNet-50 and ResNet-50 by kernel category
 # Each part writes its JSON and Markdown files to OUT_DIR (default benchmarks/results). Kernel tuning results are
 # kept on disk (TRITON_CACHE_AUTOTUNING=1), so a second run of the script does not tune again.
 set -uo pipefail
 out=${1:-benchmarks/results}
 shift || true
-parts=${*:-models fused latency op}
+parts=${*:-models fused latency op profile}
 export TRITON_CACHE_AUTOTUNING=1 PYTHONUNBUFFERED=1
 bench() { python -m adaptconv.cli.main benchmark "$@" --output "$out" --plot; }
 status=0
@@ -26,7 +27,8 @@ for part in $parts; do
     latency) bench rednet50 scnet50 --task inference --batch-size 1 --name latency || status=1 ;;
     op) python benchmarks/involution_op.py --out "$out" || status=1
         python benchmarks/involution_fused.py --out "$out" || status=1 ;;
-    *) echo "unknown part '$part': choose from models fused latency op" >&2; exit 2 ;;
+    profile) python benchmarks/profile_step.py rednet50 scnet50 resnet50 --out "$out" || status=1 ;;
+    *) echo "unknown part '$part': choose from models fused latency op profile" >&2; exit 2 ;;
   esac
 done
 exit $status

@@ -22,7 +22,7 @@ __all__ = ["CATEGORIES", "category", "kernel_profile"]
 
 #: (category, regular expression on the lower-cased kernel name), first match wins
 CATEGORIES: list[tuple[str, str]] = [
-    ("involution aggregation", r"involution|forward_kernel|backward_kernel"),
+    ("involution aggregation", r"involution|^(fused_)?(forward|backward)_kernel$"),
     ("convolution", r"conv|cudnn|xmma|implicit_gemm|fprop|dgrad|wgrad|winograd"),
     ("matrix product", r"gemm|cutlass|cublas|matmul|addmm|mm"),
     ("batch norm", r"batch_norm|batchnorm|bn_|welford"),

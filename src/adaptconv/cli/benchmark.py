@@ -70,7 +70,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     env = environment(device)
     rows = run(todo, device, args.baseline, args.repeats, args.warmup, args.input_sets,
                progress=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
-    options = {k: v for k, v in vars(args).items() if k not in ("func", "command")}
+    options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "output")}  # no paths of the machine
     out = Path(args.output)
     path = write_json(out / f"{args.name}-{device}.json", env, options, rows)
     table = markdown(rows, env)
