@@ -86,15 +86,15 @@ def forward_kernel(
     for cb in range(0, group_channels, BLOCK_C):
         c = cb + tl.arange(0, BLOCK_C)
         cm = _channel_mask(c, group_channels, EVEN_C)
-        acc = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
+        acc = tl.zeros((BLOCK_P, KP, BLOCK_C), dtype=tl.float32)
         for i in range(K):
             hi = h0 + i * DIL
             mask = col_mask & ((hi >= 0) & (hi < height))[:, None]
             kern = tl.load(w_ptrs + i * K * sw_c, mask=w_mask, other=0.0).to(tl.float32)
             xv = _gather(x_base, x_pix + i * DIL * sx_h, c, sx_c, mask, cm)
-            acc += tl.sum(xv * kern[:, :, None], axis=1)
+            acc += xv * kern[:, :, None]
         y_ptrs = y_base + (ho * sy_h + wo * sy_w)[:, None] + (c * sy_c)[None, :]
-        tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=p_mask[:, None] & cm[None, :])
+        tl.store(y_ptrs, tl.sum(acc, axis=1).to(y_ptr.dtype.element_ty), mask=p_mask[:, None] & cm[None, :])
 
 
 @triton.autotune(configs=CONFIGS, key=[*_KEY, "sgy_c", "sx_c", "sw_c", "sgx_c", "sgw_c"])
@@ -167,7 +167,7 @@ def backward_kernel(
     for cb in range(0, group_channels, BLOCK_C):
         c = cb + tl.arange(0, BLOCK_C)
         cm = _channel_mask(c, group_channels, EVEN_C)
-        acc = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
+        acc = tl.zeros((BLOCK_P, KP, BLOCK_C), dtype=tl.float32)
         for i in range(K):
             num_h = qh + PAD - i * DIL + STRIDE * K * DIL
             ho_t = num_h // STRIDE - K * DIL
@@ -176,6 +176,6 @@ def backward_kernel(
             kern_ptrs = w_base + ((ho_t * sw_h)[:, None] + wo_t * sw_w) + ((i * K + j) * sw_c)[None, :]
             kern = tl.load(kern_ptrs, mask=mask, other=0.0).to(tl.float32)
             gyv = _gather(gy_base, (ho_t * sgy_h)[:, None] + wo_t * sgy_w, c, sgy_c, mask, cm)
-            acc += tl.sum(gyv * kern[:, :, None], axis=1)
+            acc += gyv * kern[:, :, None]
         gx_ptrs = gx_base + (qh * sgx_h + qw * sgx_w)[:, None] + (c * sgx_c)[None, :]
-        tl.store(gx_ptrs, acc.to(gx_ptr.dtype.element_ty), mask=q_mask[:, None] & cm[None, :])
+        tl.store(gx_ptrs, tl.sum(acc, axis=1).to(gx_ptr.dtype.element_ty), mask=q_mask[:, None] & cm[None, :])
