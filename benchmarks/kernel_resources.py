@@ -50,7 +50,8 @@ class _Recorder:
 
 
 def recorded_calls(layer: str, batch: int, dtype: torch.dtype, layout: str) -> dict[str, tuple]:
-    """The arguments each kernel gets from its launcher at ``layer``'s shape: {name: (autotuner, args, kwargs)}."""
+    """The arguments each kernel gets from its launcher at ``layer``'s shape, and the configurations its autotuner
+    chooses from on a GPU: {name: (autotuner, args, kwargs, configs)}."""
     c, h, k, s = LAYERS[layer]
     p = (k - 1) // 2
     ho, wo = involution_output_size(h, h, k, s, p, 1)
@@ -71,7 +72,7 @@ def recorded_calls(layer: str, batch: int, dtype: torch.dtype, layout: str) -> d
         for name, kernel in saved.items():
             setattr(family, name, kernel)
     family_name = "pixel-block" if family is nhwc_kernels else "spatial-tile"
-    return {f"{family_name} {name}": (rec.kernel, *rec.calls[0]) for name, rec in recorders.items()}
+    return {f"{family_name} {name}": (rec.kernel, *rec.calls[0], family.GPU_CONFIGS) for name, rec in recorders.items()}
 
 
 def compile_config(autotuner, args: tuple, kwargs: dict, config: triton.Config) -> tuple[str, str]:
@@ -136,9 +137,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     rows = []
-    for kernel, (autotuner, kargs, kwargs) in recorded_calls(args.layer, args.batch, getattr(torch, args.dtype),
-                                                             args.layout).items():  # fmt: skip
-        for config in autotuner.configs:
+    calls = recorded_calls(args.layer, args.batch, getattr(torch, args.dtype), args.layout)
+    for kernel, (autotuner, kargs, kwargs, configs) in calls.items():
+        for config in configs:
             cfg = dict(config.kwargs, num_warps=config.num_warps)
             rows.append(dict(kernel=kernel, config=cfg, **summarise(*compile_config(autotuner, kargs, kwargs, config))))
     meta = dict(triton=triton.__version__, torch=torch.__version__, target="sm_90a", layer=args.layer,

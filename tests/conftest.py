@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+# On a GPU, one tile shape a kernel instead of tuning each new shape (minutes over the GPU tests): every tile shape
+# the autotuner may choose is checked against the reference in the interpreter
+# (test_interpreted_every_gpu_tile_shape). Set ADAPTCONV_AUTOTUNE=1 to test with tuning.
+os.environ.setdefault("ADAPTCONV_AUTOTUNE", "0")
 
 
 @pytest.fixture(autouse=True)

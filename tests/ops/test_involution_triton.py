@@ -148,6 +148,45 @@ def test_interpreted_layouts_and_int64_offsets(interpreter, layout):
     check_against_reference(outputs, x, weight, grad, conf)
 
 
+def _gpu_configs():
+    """(layout, config) for every tile shape the autotuner may pick on a GPU: channels_last x runs the pixel-block
+    kernels, contiguous x the spatial-tile ones."""
+    from adaptconv.ops import _involution_kernels, _involution_kernels_nhwc
+
+    return [("channels_last", c) for c in _involution_kernels_nhwc.GPU_CONFIGS] + [
+        ("contiguous", c) for c in _involution_kernels.GPU_CONFIGS
+    ]
+
+
+@pytest.mark.parametrize(
+    ("layout", "config"), _gpu_configs(), ids=lambda v: str(v.kwargs) if hasattr(v, "kwargs") else v
+)
+def test_interpreted_every_gpu_tile_shape(interpreter, layout, config):
+    # The GPU runs whichever configuration its autotuner finds fastest: each must compute the same function.
+    # Stride 2 (the output and input grids differ) and ragged last tiles.
+    conf = (7, 2, 3, 1)
+    x, weight, grad = make_case(1, 2, 16, 13, 19, *conf, torch.bfloat16, (layout,) * 3)
+    outputs = run_interpreted(interpreter, x, weight, grad, conf, config=config)
+    check_against_reference(outputs, x, weight, grad, conf)
+
+
+@pytest.mark.parametrize(("setting", "tuned"), [(None, True), ("1", True), ("0", False)])
+def test_autotune_switch(setting, tuned):
+    # ADAPTCONV_AUTOTUNE=0 leaves each kernel one configuration (no tuning on a GPU); read at import.
+    env = {k: v for k, v in os.environ.items() if k not in ("ADAPTCONV_AUTOTUNE", "TRITON_INTERPRET")}
+    if setting is not None:
+        env["ADAPTCONV_AUTOTUNE"] = setting
+    code = (
+        "from adaptconv.ops import _involution_kernels as t, _involution_kernels_nhwc as p\n"
+        "print(len(t.CONFIGS), len(t.GPU_CONFIGS), len(t.FUSED_CONFIGS), len(t.GPU_FUSED_CONFIGS),"
+        " len(p.CONFIGS), len(p.GPU_CONFIGS))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    tile, tile_gpu, fused, fused_gpu, block, block_gpu = map(int, out.split())
+    assert min(tile_gpu, fused_gpu, block_gpu) > 1
+    assert (tile, fused, block) == ((tile_gpu, fused_gpu, block_gpu) if tuned else (1, 1, 1))
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_interpreted_wide_groups_in_every_layout(interpreter, layout):
     # 40 channels a group: two channel chunks in both kernel families (channels_last ones and the others)

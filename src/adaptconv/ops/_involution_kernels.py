@@ -16,6 +16,8 @@ This module imports triton unconditionally; ``involution_triton`` imports it onl
 
 from __future__ import annotations
 
+import os
+
 import triton
 import triton.language as tl
 
@@ -64,13 +66,25 @@ def _tile_offsets(c, h, w, stride_c, stride_h, stride_w, WIDE: tl.constexpr):
 # large tile, since the interpreter's cost is per program). On a GPU the autotuner picks the tile shape per layer
 # shape, dtype and layout (the channel strides in the key tell contiguous from channels_last).
 INTERPRETED = not isinstance(_tile, triton.runtime.JITFunction)
+
+
+def tuning_configs(gpu: list[triton.Config], interpreted: triton.Config) -> list[triton.Config]:
+    """What the autotuner chooses from: ``interpreted`` alone under the interpreter; on a GPU the list ``gpu``, or
+    only its first entry where the environment sets ADAPTCONV_AUTOTUNE=0 (no tuning on the first call of each
+    shape: a quicker start and quicker tests, at the cost of speed)."""
+    if INTERPRETED:
+        return [interpreted]
+    return gpu[:1] if os.environ.get("ADAPTCONV_AUTOTUNE", "1") == "0" else gpu
+
+
+def _tile_config(block_h: int, block_w: int, warps: int) -> triton.Config:
+    return triton.Config({"BLOCK_H": block_h, "BLOCK_W": block_w}, num_warps=warps)
+
+
 # (BLOCK_H, BLOCK_W, warps): 8 or 16 elements of a 16-channel group a thread, and narrow tiles for 7x7 and 14x14 maps.
-_TILES = (
-    [(8, 16, 1)]
-    if INTERPRETED
-    else [(2, 32, 4), (4, 32, 8), (4, 16, 4), (4, 32, 4), (2, 64, 4), (8, 32, 8), (8, 16, 4), (8, 8, 2), (16, 8, 4)]
-)
-CONFIGS = [triton.Config({"BLOCK_H": bh, "BLOCK_W": bw}, num_warps=nw) for bh, bw, nw in _TILES]
+GPU_CONFIGS = [_tile_config(*t) for t in [(4, 16, 4), (2, 32, 4), (4, 32, 8), (4, 32, 4), (2, 64, 4), (8, 32, 8),
+                                          (8, 16, 4), (8, 8, 2), (16, 8, 4)]]  # fmt: skip
+CONFIGS = tuning_configs(GPU_CONFIGS, _tile_config(8, 16, 1))
 _KEY = ["group_channels", "groups", "height", "width", "height_out", "width_out", "K", "STRIDE", "PAD", "DIL"]
 
 
@@ -227,8 +241,8 @@ def backward_kernel(
 
 
 # Smaller tiles for the fused kernel: it also holds a (BLOCK_R, pixels) tile of reduced features.
-_FUSED_TILES = [(8, 16, 1)] if INTERPRETED else [(2, 16, 4), (4, 16, 4), (2, 32, 4), (4, 8, 2)]
-FUSED_CONFIGS = [triton.Config({"BLOCK_H": bh, "BLOCK_W": bw}, num_warps=nw) for bh, bw, nw in _FUSED_TILES]
+GPU_FUSED_CONFIGS = [_tile_config(*t) for t in [(4, 16, 4), (2, 16, 4), (2, 32, 4), (4, 8, 2)]]
+FUSED_CONFIGS = tuning_configs(GPU_FUSED_CONFIGS, _tile_config(8, 16, 1))
 
 
 @triton.jit

@@ -23,7 +23,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from ._involution_kernels import _channel_mask, _int64
+from ._involution_kernels import _channel_mask, _int64, tuning_configs
 
 
 @triton.jit
@@ -42,13 +42,14 @@ def _gather(base, pix, c, stride_c, mask, cm):
     return tl.load(ptrs, mask=mask[:, :, None] & cm[None, None, :], other=0.0).to(tl.float32)
 
 
-# Under TRITON_INTERPRET=1 triton.jit gives an interpreted function: then one block shape and no benchmarking (a
-# large block, since the interpreter's cost is per program). On a GPU the autotuner picks the block per layer
-# shape, dtype and layout (the channel strides in the key tell contiguous from channels_last).
+# One block shape under the interpreter (a large one: its cost is per program); on a GPU the autotuner picks among
+# GPU_CONFIGS per layer shape, dtype and layout (see ``tuning_configs``).
 INTERPRETED = not isinstance(_program, triton.runtime.JITFunction)
 # (BLOCK_P, warps)
-_BLOCKS = [(64, 4)] if INTERPRETED else [(16, 2), (32, 4), (64, 4), (64, 8), (128, 8)]
-CONFIGS = [triton.Config({"BLOCK_P": bp}, num_warps=nw) for bp, nw in _BLOCKS]
+GPU_CONFIGS = [
+    triton.Config({"BLOCK_P": bp}, num_warps=nw) for bp, nw in [(32, 4), (16, 2), (64, 4), (64, 8), (128, 8)]
+]
+CONFIGS = tuning_configs(GPU_CONFIGS, triton.Config({"BLOCK_P": 64}, num_warps=4))
 _KEY = ["group_channels", "groups", "height", "width", "height_out", "width_out", "K", "STRIDE", "PAD", "DIL"]
 
 

@@ -80,6 +80,15 @@ def _channels_innermost(x: Tensor) -> bool:
     return x.stride(1) == 1 and x.shape[1] > 1
 
 
+def _launch(kernel, grid, config: triton.Config | None, *args, **kwargs) -> None:
+    """``kernel[grid](*args, **kwargs)``: tuned by its autotuner, or with the given ``config`` (tests and
+    benchmarks of one tile shape)."""
+    if config is None:
+        kernel[grid](*args, **kwargs)
+    else:
+        kernel.fn[grid](*args, **kwargs, **config.kwargs, num_warps=config.num_warps)
+
+
 def _device_guard(t: Tensor):
     # Triton launches on the current CUDA device: make it the tensors' one.
     return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
@@ -91,14 +100,22 @@ def _geometry(x: Tensor, weight: Tensor, kernel_size: int) -> tuple[int, int]:
 
 
 def involution_aggregate_triton(
-    x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int, wide: bool | None = None
+    x: Tensor,
+    weight: Tensor,
+    kernel_size: int,
+    stride: int,
+    padding: int,
+    dilation: int,
+    wide: bool | None = None,
+    config: triton.Config | None = None,
 ) -> Tensor:
     """The aggregation y (N, C, H_out, W_out) of x (N, C, H, W) with kernels (N, G*K*K, H_out, W_out), in Triton.
 
     x and weight: one dtype of ``SUPPORTED_DTYPES``, any strides. The output has x's dtype and the memory format
     ``involution_aggregate`` gives (channels_last for channels_last x). No argument checks: the public
     ``involution_aggregate`` does them. ``wide``: int64 offsets inside a sample; None decides from the sizes
-    (True lets tests check that path on small tensors).
+    (True lets tests check that path on small tensors). ``config``: one of the kernel family's ``GPU_CONFIGS``
+    instead of the tuned choice.
     """
     n, c, h, w = x.shape
     ho, wo = weight.shape[-2:]
@@ -116,10 +133,11 @@ def involution_aggregate_triton(
     with _device_guard(x):
         if _channels_innermost(x):
             grid = lambda meta: (n * groups * triton.cdiv(ho * wo, meta["BLOCK_P"]),)  # noqa: E731
-            _kernels_nhwc.forward_kernel[grid](*args, *strides, KP=triton.next_power_of_2(kernel_size), **constants)
+            _launch(_kernels_nhwc.forward_kernel, grid, config, *args, *strides, KP=triton.next_power_of_2(kernel_size),
+                    **constants)  # fmt: skip
         else:
             grid = lambda meta: (n * groups * triton.cdiv(ho, meta["BLOCK_H"]) * triton.cdiv(wo, meta["BLOCK_W"]),)  # noqa: E731
-            _kernels.forward_kernel[grid](*args, ho, wo, *strides, **constants)
+            _launch(_kernels.forward_kernel, grid, config, *args, ho, wo, *strides, **constants)
     return y
 
 
@@ -132,12 +150,13 @@ def involution_aggregate_backward_triton(
     padding: int,
     dilation: int,
     wide: bool | None = None,
+    config: triton.Config | None = None,
 ) -> tuple[Tensor, Tensor]:
     """(grad_x, grad_weight) of the aggregation for grad_out (N, C, H_out, W_out), in Triton, in one kernel.
 
     Shapes, dtypes and memory formats as ``adaptconv::involution_aggregate_backward``'s reference: grad_x like x,
     grad_weight like weight. grad_out may have any strides (stride 0 for the gradient of a sum, too).
-    ``wide`` as in ``involution_aggregate_triton``.
+    ``wide`` and ``config`` as in ``involution_aggregate_triton``.
     """
     n, c, h, w = x.shape
     ho, wo = weight.shape[-2:]
@@ -154,8 +173,10 @@ def involution_aggregate_backward_triton(
         # The pixel-block kernel keeps the kernel gradient of a row in registers over all channel chunks.
         tensors = (grad_out, x, weight, grad_x, grad_w)
         pixels = max(ho * wo, h * w)  # a block is taken as output pixels for grad_w and as input pixels for grad_x
+        grid = lambda meta: (n * groups * triton.cdiv(pixels, meta["BLOCK_P"]),)  # noqa: E731
         with _device_guard(x):
-            _kernels_nhwc.backward_kernel[lambda meta: (n * groups * triton.cdiv(pixels, meta["BLOCK_P"]),)](
+            _launch(
+                _kernels_nhwc.backward_kernel, grid, config,
                 *tensors, group_channels, groups, h, w, ho, wo, *(st for t in tensors for st in t.stride()),
                 KP=triton.next_power_of_2(kernel_size), **constants,
                 WIDE=_needs_int64(tensors, reach) if wide is None else wide,
@@ -172,7 +193,8 @@ def involution_aggregate_backward_triton(
         return (n * groups * triton.cdiv(grid_h, meta["BLOCK_H"]) * triton.cdiv(grid_w, meta["BLOCK_W"]),)
 
     with _device_guard(x):
-        _kernels.backward_kernel[grid](
+        _launch(
+            _kernels.backward_kernel, grid, config,
             *tensors, group_channels, groups, h, w, ho, wo, grid_h, grid_w,
             *(st for t in tensors for st in t.stride()), **constants,
             WIDE=_needs_int64(tensors, reach) if wide is None else wide,
