@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU measurements behind the README's "Speed" section, in one command (run from the repository root):
 #
-#     bash benchmarks/gpu_suite.sh [OUT_DIR] [PART ...]    # parts: models fused latency op profile (default: all)
+#     bash benchmarks/gpu_suite.sh [OUT_DIR] [PART ...]    # parts: tests models fused latency op profile (default: all)
 #
+# tests:   the GPU tests (pytest -m gpu; one tile shape a kernel, see tests/conftest.py), log in OUT_DIR/gpu_tests.log
 # models:  RedNet-26/50/101 and SCNet-50/101/50_v1d against their ResNets, train (batch 128) and inference
 #          (batch 256), bf16, channels_last, eager
 # fused:   RedNet-50 with fused kernel generation, and also with its stem recomputed in the backward pass, against
@@ -14,13 +15,16 @@
 # kept on disk (TRITON_CACHE_AUTOTUNING=1), so a second run of the script does not tune again.
 set -uo pipefail
 out=${1:-benchmarks/results}
+mkdir -p "$out"
 shift || true
-parts=${*:-models fused latency op profile}
+parts=${*:-tests models fused latency op profile}
 export TRITON_CACHE_AUTOTUNING=1 PYTHONUNBUFFERED=1
 bench() { python -m adaptconv.cli.main benchmark "$@" --output "$out" --plot; }
 status=0
 for part in $parts; do
   case $part in
+    tests) python -m pytest -m gpu -q -p no:cacheprovider tests > "$out/gpu_tests.log" 2>&1 || status=1
+           tail -3 "$out/gpu_tests.log" ;;
     models) bench rednet26 rednet50 rednet101 --name rednet || status=1
             bench scnet50 scnet101 scnet50_v1d --name scnet || status=1 ;;
     fused) bench rednet50+fused rednet50+fused+recompute --name rednet50-variants || status=1 ;;
@@ -28,7 +32,7 @@ for part in $parts; do
     op) python benchmarks/involution_op.py --out "$out" || status=1
         python benchmarks/involution_fused.py --out "$out" || status=1 ;;
     profile) python benchmarks/profile_step.py rednet50 scnet50 resnet50 --out "$out" || status=1 ;;
-    *) echo "unknown part '$part': choose from models fused latency op profile" >&2; exit 2 ;;
+    *) echo "unknown part '$part': choose from tests models fused latency op profile" >&2; exit 2 ;;
   esac
 done
 exit $status
