@@ -62,6 +62,17 @@ def _tile_offsets(c, h, w, stride_c, stride_h, stride_w, WIDE: tl.constexpr):
     return c[:, None] * stride_c + _pixel_offsets(h, w, stride_h, stride_w, WIDE)[None, :]
 
 
+@triton.jit
+def _backward_bases(gy_ptr, x_ptr, w_ptr, gx_ptr, gw_ptr, n, g, group_channels, K: tl.constexpr,
+                    sgy_n, sgy_c, sx_n, sx_c, sw_n, sw_c, sgx_n, sgx_c, sgw_n, sgw_c):  # fmt: skip
+    """Pointers to sample n's group g in grad_y, x, w, grad_x and grad_w: its first channel (of grad_y, x, grad_x)
+    and its first tap (of w and grad_w); every offset in int64."""
+    c0 = (g * group_channels).to(tl.int64)
+    t0 = (g * K * K).to(tl.int64)
+    return (gy_ptr + n * sgy_n + c0 * sgy_c, x_ptr + n * sx_n + c0 * sx_c, w_ptr + n * sw_n + t0 * sw_c,
+            gx_ptr + n * sgx_n + c0 * sgx_c, gw_ptr + n * sgw_n + t0 * sgw_c)  # fmt: skip
+
+
 # Under TRITON_INTERPRET=1 triton.jit gives an interpreted function: then one tile shape and no benchmarking (a
 # large tile, since the interpreter's cost is per program). On a GPU the autotuner picks the tile shape per layer
 # shape, dtype and layout (the channel strides in the key tell contiguous from channels_last).
@@ -177,12 +188,10 @@ def backward_kernel(
     g = ng % groups
     qh, qw = _tile(pid % tiles, grid_w, BLOCK_H, BLOCK_W)
     out_mask = (qh < height_out) & (qw < width_out)
-    c0 = (g * group_channels).to(tl.int64)
-    gy_base = gy_ptr + n * sgy_n + c0 * sgy_c
-    x_base = x_ptr + n * sx_n + c0 * sx_c
-    gx_base = gx_ptr + n * sgx_n + c0 * sgx_c
-    w_base = w_ptr + n * sw_n + (g * K * K).to(tl.int64) * sw_c
-    gw_base = gw_ptr + n * sgw_n + (g * K * K).to(tl.int64) * sgw_c
+    gy_base, x_base, w_base, gx_base, gw_base = _backward_bases(
+        gy_ptr, x_ptr, w_ptr, gx_ptr, gw_ptr, n, g, group_channels, K,
+        sgy_n, sgy_c, sx_n, sx_c, sw_n, sw_c, sgx_n, sgx_c, sgw_n, sgw_c,
+    )  # fmt: skip
     h0 = qh * STRIDE - PAD  # the window's top-left input pixel
     w0 = qw * STRIDE - PAD
     gw_ptrs = gw_base + _pixel_offsets(qh, qw, sgw_h, sgw_w, WIDE)

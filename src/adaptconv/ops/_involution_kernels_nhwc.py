@@ -23,7 +23,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from ._involution_kernels import _channel_mask, _int64, tuning_configs
+from ._involution_kernels import _backward_bases, _channel_mask, _int64, tuning_configs
 
 
 @triton.jit
@@ -127,12 +127,10 @@ def backward_kernel(
         sgx_c, sgx_h, sgx_w = _int64(sgx_c), _int64(sgx_h), _int64(sgx_w)
         sgw_c, sgw_h, sgw_w = _int64(sgw_c), _int64(sgw_h), _int64(sgw_w)
     n, g, p = _program(tl.program_id(0), groups, tl.maximum(height_out * width_out, height * width), BLOCK_P)
-    c0 = (g * group_channels).to(tl.int64)
-    gy_base = gy_ptr + n * sgy_n + c0 * sgy_c
-    x_base = x_ptr + n * sx_n + c0 * sx_c
-    gx_base = gx_ptr + n * sgx_n + c0 * sgx_c
-    w_base = w_ptr + n * sw_n + (g * K * K).to(tl.int64) * sw_c
-    gw_base = gw_ptr + n * sgw_n + (g * K * K).to(tl.int64) * sgw_c
+    gy_base, x_base, w_base, gx_base, gw_base = _backward_bases(
+        gy_ptr, x_ptr, w_ptr, gx_ptr, gw_ptr, n, g, group_channels, K,
+        sgy_n, sgy_c, sx_n, sx_c, sw_n, sw_c, sgx_n, sgx_c, sgw_n, sgw_c,
+    )  # fmt: skip
     j = tl.arange(0, KP)
 
     # Kernel gradient, on the output pixels of the block.
