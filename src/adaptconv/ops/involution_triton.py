@@ -94,6 +94,21 @@ def _device_guard(t: Tensor):
     return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
 
 
+def _constants(group_channels: int, kernel_size: int, stride: int, padding: int, dilation: int,
+               tensors: tuple[Tensor, ...], reach: int, wide: bool | None) -> dict:  # fmt: skip
+    """The compile-time arguments every kernel takes: the window, the channel chunk, and WIDE (int64 offsets inside
+    a sample: decided from ``tensors`` and ``reach`` as in ``_needs_int64``, unless ``wide`` says)."""
+    block_c = _block_channels(group_channels)
+    wide = _needs_int64(tensors, reach) if wide is None else wide
+    return dict(K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation, BLOCK_C=block_c,
+                EVEN_C=group_channels % block_c == 0, WIDE=wide)  # fmt: skip
+
+
+def _tile_grid(sample_groups: int, grid_h: int, grid_w: int):
+    """The launch grid of a spatial-tile kernel: one program per (sample, group) and BLOCK_H x BLOCK_W tile."""
+    return lambda meta: (sample_groups * triton.cdiv(grid_h, meta["BLOCK_H"]) * triton.cdiv(grid_w, meta["BLOCK_W"]),)
+
+
 def _geometry(x: Tensor, weight: Tensor, kernel_size: int) -> tuple[int, int]:
     groups = weight.shape[1] // (kernel_size * kernel_size)
     return groups, x.shape[1] // groups
@@ -120,24 +135,22 @@ def involution_aggregate_triton(
     n, c, h, w = x.shape
     ho, wo = weight.shape[-2:]
     groups, group_channels = _geometry(x, weight, kernel_size)
-    block_c = _block_channels(group_channels)
     y = _empty_like_layout((n, c, ho, wo), x, x.dtype)
     if y.numel() == 0:
         return y
-    reach = padding + (kernel_size - 1) * dilation
     args = (x, weight, y, group_channels, groups, h, w, ho, wo)
     strides = (*x.stride(), *weight.stride(), *y.stride())
-    constants = dict(K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation, BLOCK_C=block_c,
-                     EVEN_C=group_channels % block_c == 0,
-                     WIDE=_needs_int64((x, weight, y), reach) if wide is None else wide)  # fmt: skip
+    reach = padding + (kernel_size - 1) * dilation
+    constants = _constants(group_channels, kernel_size, stride, padding, dilation, (x, weight, y), reach, wide)
     with _device_guard(x):
         if _channels_innermost(x):
             grid = lambda meta: (n * groups * triton.cdiv(ho * wo, meta["BLOCK_P"]),)  # noqa: E731
             _launch(_kernels_nhwc.forward_kernel, grid, config, *args, *strides, KP=triton.next_power_of_2(kernel_size),
                     **constants)  # fmt: skip
         else:
-            grid = lambda meta: (n * groups * triton.cdiv(ho, meta["BLOCK_H"]) * triton.cdiv(wo, meta["BLOCK_W"]),)  # noqa: E731
-            _launch(_kernels.forward_kernel, grid, config, *args, ho, wo, *strides, **constants)
+            _launch(
+                _kernels.forward_kernel, _tile_grid(n * groups, ho, wo), config, *args, ho, wo, *strides, **constants
+            )
     return y
 
 
@@ -161,14 +174,12 @@ def involution_aggregate_backward_triton(
     n, c, h, w = x.shape
     ho, wo = weight.shape[-2:]
     groups, group_channels = _geometry(x, weight, kernel_size)
-    block_c = _block_channels(group_channels)
     grad_x = _empty_like_layout(tuple(x.shape), x, x.dtype)
     grad_w = _empty_like_layout(tuple(weight.shape), weight, weight.dtype)
     if grad_x.numel() == 0 or grad_w.numel() == 0:
         return grad_x.zero_(), grad_w.zero_()
     reach = padding + (kernel_size - 1) * dilation + stride
-    constants = dict(K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation, BLOCK_C=block_c,
-                     EVEN_C=group_channels % block_c == 0)  # fmt: skip
+    window = (group_channels, kernel_size, stride, padding, dilation)
     if _channels_innermost(x):
         # The pixel-block kernel keeps the kernel gradient of a row in registers over all channel chunks.
         tensors = (grad_out, x, weight, grad_x, grad_w)
@@ -178,26 +189,20 @@ def involution_aggregate_backward_triton(
             _launch(
                 _kernels_nhwc.backward_kernel, grid, config,
                 *tensors, group_channels, groups, h, w, ho, wo, *(st for t in tensors for st in t.stride()),
-                KP=triton.next_power_of_2(kernel_size), **constants,
-                WIDE=_needs_int64(tensors, reach) if wide is None else wide,
+                KP=triton.next_power_of_2(kernel_size), **_constants(*window, tensors, reach, wide),
             )  # fmt: skip
         return grad_x, grad_w
     # A group wider than one channel chunk sums its partial kernel gradients in memory: keep those in float32.
-    chunked = group_channels > block_c and weight.dtype != torch.float32
+    chunked = group_channels > _block_channels(group_channels) and weight.dtype != torch.float32
     grad_w_acc = _empty_like_layout(tuple(weight.shape), weight, torch.float32) if chunked else grad_w
     tensors = (grad_out, x, weight, grad_x, grad_w_acc)
     # Every input pixel belongs to one program: the tiles cover the larger of the output grid and ceil(H/s).
     grid_h, grid_w = max(ho, triton.cdiv(h, stride)), max(wo, triton.cdiv(w, stride))
-
-    def grid(meta):
-        return (n * groups * triton.cdiv(grid_h, meta["BLOCK_H"]) * triton.cdiv(grid_w, meta["BLOCK_W"]),)
-
     with _device_guard(x):
         _launch(
-            _kernels.backward_kernel, grid, config,
+            _kernels.backward_kernel, _tile_grid(n * groups, grid_h, grid_w), config,
             *tensors, group_channels, groups, h, w, ho, wo, grid_h, grid_w,
-            *(st for t in tensors for st in t.stride()), **constants,
-            WIDE=_needs_int64(tensors, reach) if wide is None else wide,
+            *(st for t in tensors for st in t.stride()), **_constants(*window, tensors, reach, wide),
         )  # fmt: skip
     if chunked:
         grad_w.copy_(grad_w_acc)
@@ -224,25 +229,18 @@ def involution_fused_triton(
     ho, wo = reduced.shape[-2:]
     groups = span_weight.shape[0] // (kernel_size * kernel_size)
     group_channels = c // groups
-    block_c = _block_channels(group_channels)
     y = _empty_like_layout((n, c, ho, wo), x, x.dtype)
     if y.numel() == 0:
         return y
     reach = padding + (kernel_size - 1) * dilation
     reduced_channels = reduced.shape[1]
-
-    def grid(meta):
-        return (n * groups * triton.cdiv(ho, meta["BLOCK_H"]) * triton.cdiv(wo, meta["BLOCK_W"]),)
-
     with _device_guard(x):
-        _kernels.fused_forward_kernel[grid](
+        _kernels.fused_forward_kernel[_tile_grid(n * groups, ho, wo)](
             x, reduced, span_weight, span_bias, y,
             group_channels, groups, reduced_channels, h, w, ho, wo, ho, wo,
             *x.stride(), *reduced.stride(), *span_weight.stride(), *y.stride(),
-            K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation,
-            BLOCK_C=block_c, BLOCK_R=min(triton.next_power_of_2(reduced_channels), _MAX_BLOCK_R),
-            EVEN_C=group_channels % block_c == 0,
-            WIDE=_needs_int64((x, reduced, y), reach) if wide is None else wide,
+            BLOCK_R=min(triton.next_power_of_2(reduced_channels), _MAX_BLOCK_R),
+            **_constants(group_channels, kernel_size, stride, padding, dilation, (x, reduced, y), reach, wide),
         )  # fmt: skip
     return y
 
