@@ -13,7 +13,9 @@ from adaptconv.benchmark.profile import category, kernel_profile
      ("void at::native::(anonymous namespace)::avg_pool2d_backward_out_cuda_frame_nhwc", "pooling"),
      ("void at::native::vectorized_elementwise_kernel<8, at::native::CUDAFunctor_add<c10::BFloat16>>", "element-wise"),
      ("void at::native::CatArrayBatchedCopy<float>", "copy / concatenation"),
-     ("nvjet_sm90_tst_128x64", "other")],
+     ("nvjet_sm90_tst_128x64_64x8_1x2_h_bz_splitK_NTT", "matrix product"),
+     ("aten::addmm", "matrix product"),
+     ("Memset (Device)", "other")],
 )  # fmt: skip
 def test_kernel_names_fall_into_categories(name, expected):
     assert category(name) == expected

@@ -24,7 +24,7 @@ __all__ = ["CATEGORIES", "category", "kernel_profile"]
 CATEGORIES: list[tuple[str, str]] = [
     ("involution aggregation", r"involution|^(fused_)?(forward|backward)_kernel$"),
     ("convolution", r"conv|cudnn|xmma|implicit_gemm|fprop|dgrad|wgrad|winograd"),
-    ("matrix product", r"gemm|cutlass|cublas|matmul|addmm|mm"),
+    ("matrix product", r"gemm|cutlass|cublas|nvjet|matmul|aten::(add)?mm\b"),
     ("batch norm", r"batch_norm|batchnorm|bn_|welford"),
     ("pooling", r"pool"),
     ("reduction", r"reduce|sum|mean"),
