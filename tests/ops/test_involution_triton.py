@@ -403,3 +403,24 @@ def test_cuda_fused_op_matches_reference(shape, dtype, layout):
     ref = torch.autograd.grad(unfold_reference(ref_leaves[0], weight, *conf), ref_leaves, grad.double())
     for name, a, b in zip(("x", "reduced", "span_weight", "span_bias"), out, ref, strict=True):
         assert rel_error(a, b) <= TOLERANCE[dtype], name
+
+
+def test_launch_passes_an_explicit_config_past_the_autotuner():
+    # The interpreted tests of every GPU tile shape rely on this: a given config reaches the kernel itself.
+    calls = []
+
+    class Kernel:
+        def __getitem__(self, grid):
+            return lambda *a, **kw: calls.append(("tuned", grid, a, kw))
+
+        class fn:  # noqa: N801  (the autotuner's wrapped JIT function)
+            def __class_getitem__(cls, grid):
+                return lambda *a, **kw: calls.append(("direct", grid, a, kw))
+
+    import triton
+
+    config = triton.Config({"BLOCK_P": 16}, num_warps=2)
+    involution_triton._launch(Kernel(), "grid", None, 1, K=3)
+    involution_triton._launch(Kernel(), "grid", config, 1, K=3)
+    assert calls == [("tuned", "grid", (1,), {"K": 3}),
+                     ("direct", "grid", (1,), {"K": 3, "BLOCK_P": 16, "num_warps": 2})]  # fmt: skip
