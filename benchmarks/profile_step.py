@@ -40,6 +40,8 @@ def main() -> None:
         print(f"\n## {model}: {s.task}, batch {batch}, {s.dtype}, {s.layout}: {prof['total_ms']:.2f} ms of kernels "
               f"a step, {prof['launches']:.0f} launches; host time {prof['host_ms']:.2f} ms, "
               f"{prof['synchronizations']} synchronizations")  # fmt: skip
+        for site in prof["synchronization_sites"]:
+            print("  synchronization:", site)
         print(markdown_table(["category", "ms", "share", "launches"],
                              [[c["category"], f"{c['ms']:.2f}", f"{100 * c['ms'] / prof['total_ms']:.1f}%",
                                f"{c['calls']:.0f}"] for c in prof["categories"]]))  # fmt: skip

@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from adaptconv.benchmark import Setting
 from adaptconv.benchmark.profile import category, kernel_profile
@@ -28,3 +29,13 @@ def test_cpu_profile_of_a_train_step(one_thread):
     assert prof["kernels"] == sorted(prof["kernels"], key=lambda k: -k["ms"])
     cats = {c["category"] for c in prof["categories"]}
     assert {"involution aggregation", "convolution", "batch norm"} <= cats
+
+
+@pytest.mark.gpu
+def test_synchronizing_calls_are_found_with_their_caller():
+    from adaptconv.benchmark.profile import _synchronizing_calls
+
+    x = torch.ones(3, device="cuda")
+    sites = _synchronizing_calls(lambda: (x * 2).sum().item())
+    assert len(sites) == 1 and "test_profile.py" in sites[0]
+    assert _synchronizing_calls(lambda: x * 2) == []

@@ -11,7 +11,9 @@ import collections
 import re
 import statistics
 import time
+import traceback
 import warnings
+from collections.abc import Callable
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -40,6 +42,28 @@ def category(name: str) -> str:
     return next((cat for cat, pattern in CATEGORIES if re.search(pattern, low)), "other")
 
 
+def _synchronizing_calls(step: Callable[[], object], frames: int = 4) -> list[str]:
+    """Run ``step`` once under CUDA's synchronisation debug mode; one entry per call that waited for the device:
+    its warning and the innermost ``frames`` Python frames outside the warnings machinery."""
+    sites: list[str] = []
+
+    def record(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        if "synchroniz" in str(message):
+            stack = [f for f in traceback.extract_stack()[:-1] if "warnings" not in f.filename]
+            where = " <- ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno} {f.name}" for f in stack[::-1][:frames])
+            sites.append(f"{message} at {filename}:{lineno}; {where}")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = record
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            step()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sites
+
+
 def kernel_profile(s: Setting, device: str, steps: int = 5, warmup: int = 3) -> dict:
     """Profile ``steps`` steps of setting ``s`` after ``warmup``; per step: device time and launches of each
     kernel and of each category, sorted by time, the host's time to issue the step (milliseconds) and the
@@ -61,17 +85,11 @@ def kernel_profile(s: Setting, device: str, steps: int = 5, warmup: int = 3) -> 
         step()
         host.append((time.perf_counter() - t) * 1e3)
         advance()
-    # Calls that wait for the device inside one step (each stalls the host's queueing of kernels).
-    syncs = 0
+    # Calls that wait for the device inside one step (each stalls the host's queueing of kernels), with the
+    # innermost Python frames that made them.
+    sync_sites: list[str] = []
     if device == "cuda":
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            torch.cuda.set_sync_debug_mode("warn")
-            try:
-                step()
-            finally:
-                torch.cuda.set_sync_debug_mode("default")
-        syncs = sum("synchroniz" in str(w.message) for w in caught)
+        sync_sites = _synchronizing_calls(step)
         advance()
     activities = [ProfilerActivity.CUDA] if device == "cuda" else [ProfilerActivity.CPU]
     if device == "cuda":
@@ -106,7 +124,8 @@ def kernel_profile(s: Setting, device: str, steps: int = 5, warmup: int = 3) -> 
         c["calls"] += k["calls"]
     return dict(
         host_ms=statistics.median(host),
-        synchronizations=syncs,
+        synchronizations=len(sync_sites),
+        synchronization_sites=sync_sites,
         total_ms=sum(k["ms"] for k in kernels),
         launches=sum(k["calls"] for k in kernels),
         categories=sorted(cats.values(), key=lambda r: -r["ms"]),
