@@ -45,5 +45,9 @@ def test_compiles_in_one_graph(name):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", adaptconv.list_models())
+@pytest.mark.usefixtures("no_tf32")
 def test_inductor_on_gpu(name):
-    _compile_and_compare(name, "inductor", "cuda", 1e-4)
+    # float32: inductor's fused kernels round differently from eager, and 50 layers of train-mode batch norm on a
+    # batch of 2 amplify that to about 2e-4 (SCNet-50; the same comparison in float64 agrees to 3e-13). A wrong
+    # lowering is far above 1e-3 (the ceil-mode average-pool gradient of PyTorch issue #198119 gave 0.13).
+    _compile_and_compare(name, "inductor", "cuda", 1e-3)

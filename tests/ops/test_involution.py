@@ -70,3 +70,17 @@ def test_bad_construction(args, match):
 def test_wrong_input_channels():
     with pytest.raises(ValueError, match="has 16 channels but this layer was built for 32"):
         Involution2d(32)(torch.randn(1, 16, 8, 8))
+
+
+def test_inductor_gradient_on_odd_sizes_with_stride_two():
+    # The stride pool's last window overhangs odd sizes (ceil_mode); inductor's avg-pool backward divides such a
+    # window by the full window size unless count_include_pad=False (PyTorch issue #198119).
+    torch._dynamo.reset()
+    layer = Involution2d(16, 3, 2)
+    x = torch.randn(2, 16, 9, 11, requires_grad=True)
+    grads = []
+    for fn in (layer, torch.compile(layer, backend="inductor", fullgraph=True)):
+        (gx,) = torch.autograd.grad(fn(x).square().sum(), x)
+        grads.append(gx)
+    torch._dynamo.reset()
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-5)

@@ -292,15 +292,6 @@ def test_works_without_triton():
 # --- On CUDA: the compiled kernels behind the custom op -------------------------------------------------------------
 
 
-@pytest.fixture
-def no_tf32():
-    """float32 convolutions and matmuls in true float32: TF32 would dominate the error against float64."""
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
-
-
 def run_op(x, weight, grad, conf):
     """y, grad_x, grad_weight through the public function (and so the custom op and its autograd)."""
     x, weight = x.detach().requires_grad_(True), weight.detach().requires_grad_(True)

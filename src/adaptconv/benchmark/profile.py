@@ -48,7 +48,7 @@ def _synchronizing_calls(step: Callable[[], object], frames: int = 4) -> list[st
     sites: list[str] = []
 
     def record(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
-        if "synchroniz" in str(message):
+        if "called a synchronizing CUDA operation" in str(message):
             stack = [f for f in traceback.extract_stack()[:-1] if "warnings" not in f.filename]
             where = " <- ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno} {f.name}" for f in stack[::-1][:frames])
             sites.append(f"{message} at {filename}:{lineno}; {where}")

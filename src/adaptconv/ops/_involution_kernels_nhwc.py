@@ -42,14 +42,27 @@ def _gather(base, pix, c, stride_c, mask, cm):
     return tl.load(ptrs, mask=mask[:, :, None] & cm[None, None, :], other=0.0).to(tl.float32)
 
 
+@triton.jit
+def _add_taps(acc, prod, DEFER_TAP_SUM: tl.constexpr):
+    """acc += one kernel row's (pixels, taps, channels) products: kept per tap (acc (P, KP, C), summed once at the
+    end) or summed over the row's taps now (acc (P, 1, C))."""
+    if DEFER_TAP_SUM:
+        return acc + prod
+    else:
+        return acc + tl.sum(prod, axis=1, keep_dims=True)
+
+
 # One block shape under the interpreter (a large one: its cost is per program); on a GPU the autotuner picks among
 # GPU_CONFIGS per layer shape, dtype and layout (see ``tuning_configs``).
 INTERPRETED = not isinstance(_program, triton.runtime.JITFunction)
-# (BLOCK_P, warps)
+# (BLOCK_P, warps), each with the per-tap products summed per kernel row or once at the end (DEFER_TAP_SUM: no
+# cross-thread reduction in the row loop, but a KP times larger accumulator)
 GPU_CONFIGS = [
-    triton.Config({"BLOCK_P": bp}, num_warps=nw) for bp, nw in [(32, 4), (16, 2), (64, 4), (64, 8), (128, 8)]
+    triton.Config({"BLOCK_P": bp, "DEFER_TAP_SUM": defer}, num_warps=nw)
+    for defer in (False, True)
+    for bp, nw in [(32, 4), (16, 2), (64, 4), (64, 8), (128, 8)]
 ]
-CONFIGS = tuning_configs(GPU_CONFIGS, triton.Config({"BLOCK_P": 64}, num_warps=4))
+CONFIGS = tuning_configs(GPU_CONFIGS, triton.Config({"BLOCK_P": 64, "DEFER_TAP_SUM": True}, num_warps=4))
 _KEY = ["group_channels", "groups", "height", "width", "height_out", "width_out", "K", "STRIDE", "PAD", "DIL"]
 
 
@@ -63,6 +76,7 @@ def forward_kernel(
     sy_n, sy_c, sy_h, sy_w,
     K: tl.constexpr, KP: tl.constexpr, STRIDE: tl.constexpr, PAD: tl.constexpr, DIL: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, EVEN_C: tl.constexpr, WIDE: tl.constexpr,
+    DEFER_TAP_SUM: tl.constexpr,
 ):  # fmt: skip
     """y (N, C, H_out, W_out) from x (N, C, H, W) and the kernels w (N, G*K*K, H_out, W_out)."""
     if WIDE:  # every product with a stride in int64
@@ -87,13 +101,13 @@ def forward_kernel(
     for cb in range(0, group_channels, BLOCK_C):
         c = cb + tl.arange(0, BLOCK_C)
         cm = _channel_mask(c, group_channels, EVEN_C)
-        acc = tl.zeros((BLOCK_P, KP, BLOCK_C), dtype=tl.float32)
+        acc = tl.zeros((BLOCK_P, KP if DEFER_TAP_SUM else 1, BLOCK_C), dtype=tl.float32)
         for i in range(K):
             hi = h0 + i * DIL
             mask = col_mask & ((hi >= 0) & (hi < height))[:, None]
             kern = tl.load(w_ptrs + i * K * sw_c, mask=w_mask, other=0.0).to(tl.float32)
             xv = _gather(x_base, x_pix + i * DIL * sx_h, c, sx_c, mask, cm)
-            acc += xv * kern[:, :, None]
+            acc = _add_taps(acc, xv * kern[:, :, None], DEFER_TAP_SUM)
         y_ptrs = y_base + (ho * sy_h + wo * sy_w)[:, None] + (c * sy_c)[None, :]
         tl.store(y_ptrs, tl.sum(acc, axis=1).to(y_ptr.dtype.element_ty), mask=p_mask[:, None] & cm[None, :])
 
@@ -110,6 +124,7 @@ def backward_kernel(
     sgw_n, sgw_c, sgw_h, sgw_w,
     K: tl.constexpr, KP: tl.constexpr, STRIDE: tl.constexpr, PAD: tl.constexpr, DIL: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, EVEN_C: tl.constexpr, WIDE: tl.constexpr,
+    DEFER_TAP_SUM: tl.constexpr,
 ):  # fmt: skip
     """Both gradients in one launch: gw (N, G*K*K, H_out, W_out) and gx (N, C, H, W).
 
@@ -166,7 +181,7 @@ def backward_kernel(
     for cb in range(0, group_channels, BLOCK_C):
         c = cb + tl.arange(0, BLOCK_C)
         cm = _channel_mask(c, group_channels, EVEN_C)
-        acc = tl.zeros((BLOCK_P, KP, BLOCK_C), dtype=tl.float32)
+        acc = tl.zeros((BLOCK_P, KP if DEFER_TAP_SUM else 1, BLOCK_C), dtype=tl.float32)
         for i in range(K):
             num_h = qh + PAD - i * DIL + STRIDE * K * DIL
             ho_t = num_h // STRIDE - K * DIL
@@ -175,6 +190,6 @@ def backward_kernel(
             kern_ptrs = w_base + ((ho_t * sw_h)[:, None] + wo_t * sw_w) + ((i * K + j) * sw_c)[None, :]
             kern = tl.load(kern_ptrs, mask=mask, other=0.0).to(tl.float32)
             gyv = _gather(gy_base, (ho_t * sgy_h)[:, None] + wo_t * sgy_w, c, sgy_c, mask, cm)
-            acc += gyv * kern[:, :, None]
+            acc = _add_taps(acc, gyv * kern[:, :, None], DEFER_TAP_SUM)
         gx_ptrs = gx_base + (qh * sgx_h + qw * sgx_w)[:, None] + (c * sgx_c)[None, :]
         tl.store(gx_ptrs, tl.sum(acc, axis=1).to(gx_ptr.dtype.element_ty), mask=q_mask[:, None] & cm[None, :])

@@ -29,7 +29,10 @@ class Involution2d(nn.Module):
 
     The pool uses ``ceil_mode=True`` so that the kernel grid always matches the aggregation's output grid
     (ceil(H/s) x ceil(W/s)): for even sizes this is the official floor pooling exactly; for odd sizes, where the
-    official code fails or reads out of bounds, the last window averages the pixels that exist.
+    official code fails or reads out of bounds, the last window averages the pixels that exist. It is declared
+    with ``count_include_pad=False``, the same function without padding, because inductor's backward of the
+    default (``count_include_pad=True``) divides such a last window by the full window size (PyTorch issue
+    #198119, open in 2.14): under ``torch.compile`` the input gradient would be wrong on odd sizes.
 
     Args:
         channels: C, input and output channels; a multiple of ``group_channels``.
@@ -78,7 +81,9 @@ class Involution2d(nn.Module):
         self.padding = dilation * (kernel_size - 1) // 2
         self.groups = channels // group_channels
         self.fused = fused
-        self.avgpool = nn.AvgPool2d(stride, stride, ceil_mode=True) if stride > 1 else nn.Identity()
+        self.avgpool = (
+            nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False) if stride > 1 else nn.Identity()
+        )
         self.reduce = conv_norm_act(channels, channels // reduction, 1, norm_layer=norm_layer, act_layer=act_layer)
         self.span = nn.Conv2d(channels // reduction, kernel_size * kernel_size * self.groups, 1, bias=True)
 
