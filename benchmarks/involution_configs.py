@@ -6,6 +6,9 @@ compared directly: the forward and the backward (both gradients, one launch) of 
 --repeats runs with the L2 cache evicted before each.
 
     python benchmarks/involution_configs.py [--layout channels_last] [--dtype bfloat16] [--batch 64]
+                                            [--config BLOCK_P=128,DEFER_TAP_SUM=False,warps=4 ...]
+
+--config times the given configurations instead of the family's GPU_CONFIGS (candidates for that list).
 
 Writes benchmarks/results/involution_configs-<layout>-<device>.json and prints, per layer and pass, each
 configuration's time and the best one of each value of the flag.
@@ -18,6 +21,7 @@ import functools
 from pathlib import Path
 
 import torch
+import triton
 from _common import RESULTS, markdown_table, write_results
 from involution_op import GROUP_CHANNELS, LAYERS
 
@@ -26,6 +30,16 @@ from adaptconv.ops import _involution_kernels as tile_kernels
 from adaptconv.ops import _involution_kernels_nhwc as nhwc_kernels
 from adaptconv.ops import involution_output_size
 from adaptconv.ops.involution_triton import involution_aggregate_backward_triton, involution_aggregate_triton
+
+
+def _parse_config(text: str) -> triton.Config:
+    """'BLOCK_P=128,DEFER_TAP_SUM=False,warps=4' -> triton.Config({'BLOCK_P': 128, 'DEFER_TAP_SUM': False}, 4)."""
+    kwargs = {}
+    for item in text.split(","):
+        key, value = item.split("=")
+        kwargs[key] = value == "True" if value in ("True", "False") else int(value)
+    warps = kwargs.pop("warps", 4)
+    return triton.Config(kwargs, num_warps=warps)
 
 
 def _describe(config) -> str:
@@ -39,12 +53,14 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--layers", nargs="+", default=list(LAYERS), choices=list(LAYERS))
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--config", nargs="+", type=_parse_config, help="KEY=VALUE,...,warps=N (default: GPU_CONFIGS)")
+    ap.add_argument("--name", default="", help="suffix of the output file")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     if not torch.cuda.is_available():
         ap.error("needs a CUDA device (the configurations are GPU tile shapes)")
     fmt = torch.channels_last if args.layout == "channels_last" else torch.contiguous_format
-    configs = (nhwc_kernels if args.layout == "channels_last" else tile_kernels).GPU_CONFIGS
+    configs = args.config or (nhwc_kernels if args.layout == "channels_last" else tile_kernels).GPU_CONFIGS
     dtype = getattr(torch, args.dtype)
     flush = torch.empty(2**28, dtype=torch.uint8, device="cuda").zero_
     rows = []
@@ -66,7 +82,7 @@ def main() -> None:
                 rows.append(dict(layer=layer, pass_=pass_, config=_describe(config), **config.kwargs, ms=ms))
     meta = dict(**environment("cuda"), layout=args.layout, dtype=args.dtype, batch=args.batch,
                 group_channels=GROUP_CHANNELS, repeats=args.repeats)  # fmt: skip
-    path = write_results(f"involution_configs-{args.layout}", "cuda", meta, rows, args.out)
+    path = write_results(f"involution_configs-{args.layout}{args.name}", "cuda", meta, rows, args.out)
     print(f"{meta['device']}, torch {meta['torch']}, triton {meta['triton']}, {meta['date']}, {args.layout}, "
           f"{args.dtype}, batch {args.batch}; written to {path}")  # fmt: skip
     print(markdown_table(["layer", "pass", "config", "ms"],
