@@ -56,11 +56,14 @@ def _add_taps(acc, prod, DEFER_TAP_SUM: tl.constexpr):
 # GPU_CONFIGS per layer shape, dtype and layout (see ``tuning_configs``).
 INTERPRETED = not isinstance(_program, triton.runtime.JITFunction)
 # (BLOCK_P, warps), each with the per-tap products summed per kernel row or once at the end (DEFER_TAP_SUM: no
-# cross-thread reduction in the row loop, but a KP times larger accumulator)
+# cross-thread reduction in the row loop, but a KP times larger accumulator). Neither wins at every layer shape on
+# an H100; (16, 2), (32, 4) and (64, 8) ran 2-4x slower at most shapes (benchmarks/involution_configs.py, results
+# in benchmarks/results/involution_configs-channels_last*.json), blocks of 128 or 256 pixels on 2-4 warps no
+# faster. The first is the one ADAPTCONV_AUTOTUNE=0 runs.
 GPU_CONFIGS = [
     triton.Config({"BLOCK_P": bp, "DEFER_TAP_SUM": defer}, num_warps=nw)
+    for bp, nw in [(64, 4), (128, 8), (64, 2)]
     for defer in (False, True)
-    for bp, nw in [(32, 4), (16, 2), (64, 4), (64, 8), (128, 8)]
 ]
 CONFIGS = tuning_configs(GPU_CONFIGS, triton.Config({"BLOCK_P": 64, "DEFER_TAP_SUM": True}, num_warps=4))
 _KEY = ["group_channels", "groups", "height", "width", "height_out", "width_out", "K", "STRIDE", "PAD", "DIL"]
