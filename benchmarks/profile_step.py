@@ -1,6 +1,6 @@
 """Where one training (or inference) step's device time goes, by kernel category, for each model given.
 
-    python benchmarks/profile_step.py rednet50 resnet50 scnet50 [--task train] [--batch 128] [--top 15]
+    python benchmarks/profile_step.py rednet50 resnet50 scnet50 [--task train] [--mode eager] [--batch 128] [--top 15]
 
 Same step as ``adaptconv benchmark`` (bf16 autocast, channels_last on a GPU; fp32 NCHW on a CPU). Prints a table
 of categories and the most expensive kernels per model; writes benchmarks/results/profile_step-<device>.json.
@@ -22,6 +22,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="+")
     ap.add_argument("--task", default="train", choices=["train", "inference"])
+    ap.add_argument("--mode", default="eager", choices=["eager", "compile"])
     ap.add_argument("--batch", type=int)
     ap.add_argument("--img-size", type=int, default=224)
     ap.add_argument("--steps", type=int, default=5)
@@ -34,11 +35,11 @@ def main() -> None:
     rows = []
     for model in args.models:
         s = Setting(model, args.task, batch, "bf16" if gpu else "fp32", "channels_last" if gpu else "nchw",
-                    img_size=args.img_size)  # fmt: skip
+                    mode=args.mode, img_size=args.img_size)  # fmt: skip
         prof = kernel_profile(s, args.device, steps=args.steps)
         rows.append(dict(model=model, **prof))
-        print(f"\n## {model}: {s.task}, batch {batch}, {s.dtype}, {s.layout}: {prof['total_ms']:.2f} ms of kernels "
-              f"a step, {prof['launches']:.0f} launches; host time {prof['host_ms']:.2f} ms, "
+        print(f"\n## {model}: {s.task}, batch {batch}, {s.dtype}, {s.layout}, {s.mode}: {prof['total_ms']:.2f} ms "
+              f"of kernels a step, {prof['launches']:.0f} launches; host time {prof['host_ms']:.2f} ms, "
               f"{prof['synchronizations']} synchronizations")  # fmt: skip
         for site in prof["synchronization_sites"]:
             print("  synchronization:", site)
@@ -48,8 +49,10 @@ def main() -> None:
         print(markdown_table(["kernel", "category", "ms", "launches"],
                              [[k["name"][:90], k["category"], f"{k['ms']:.3f}", f"{k['calls']:.0f}"]
                               for k in prof["kernels"][: args.top]]))  # fmt: skip
-    meta = dict(**environment(args.device), task=args.task, batch=batch, img_size=args.img_size, steps=args.steps)
-    print("\nwritten to", write_results("profile_step", args.device, meta, rows, args.out))
+    meta = dict(**environment(args.device), task=args.task, mode=args.mode, batch=batch, img_size=args.img_size,
+                steps=args.steps)  # fmt: skip
+    name = "profile_step" + ("-compile" if args.mode == "compile" else "")
+    print("\nwritten to", write_results(name, args.device, meta, rows, args.out))
 
 
 if __name__ == "__main__":
