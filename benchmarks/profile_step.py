@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from _common import RESULTS, markdown_table, write_results
 
-from adaptconv.benchmark import Setting, environment
+from adaptconv.benchmark import MODES, Setting, environment
 from adaptconv.benchmark.profile import kernel_profile
 
 
@@ -22,7 +22,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="+")
     ap.add_argument("--task", default="train", choices=["train", "inference"])
-    ap.add_argument("--mode", default="eager", choices=["eager", "compile"])
+    ap.add_argument("--mode", default="eager", choices=MODES)
     ap.add_argument("--batch", type=int)
     ap.add_argument("--img-size", type=int, default=224)
     ap.add_argument("--steps", type=int, default=5)
@@ -51,7 +51,7 @@ def main() -> None:
                               for k in prof["kernels"][: args.top]]))  # fmt: skip
     meta = dict(**environment(args.device), task=args.task, mode=args.mode, batch=batch, img_size=args.img_size,
                 steps=args.steps)  # fmt: skip
-    name = "profile_step" + ("-compile" if args.mode == "compile" else "")
+    name = "profile_step" + ("" if args.mode == "eager" else f"-{args.mode}")
     print("\nwritten to", write_results(name, args.device, meta, rows, args.out))
 
 

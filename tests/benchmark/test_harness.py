@@ -127,3 +127,18 @@ def test_cli_bad_arguments(tmp_path, capsys):
 def test_gpu_train_step_with_peak_memory():
     r = measure(Setting("rednet26", "train", 8, "bf16", "channels_last", "eager", 64), "cuda", repeats=3, warmup=2)
     assert r["error"] is None and r["peak_mib"] > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_train_step_under_cuda_graphs():
+    # torch.compile's reduce-overhead mode records the step, custom op and Triton kernels included, as CUDA graphs.
+    s = Setting("rednet26", "train", 8, "bf16", "channels_last", "reduce-overhead", 64)
+    r = measure(s, "cuda", repeats=3, warmup=3)
+    assert r["error"] is None and r["ms"] > 0
+
+
+def test_prepare_leaves_eager_models_alone():
+    model = torch.nn.Linear(2, 2)
+    assert harness.prepare(model, "eager") is model
+    assert harness.prepare(model, "reduce-overhead") is not model

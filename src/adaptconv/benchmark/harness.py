@@ -20,12 +20,12 @@ import torch.nn.functional as F
 from ..models import create_model
 from .timing import median_ms, peak_memory_mib, reset_peak_memory
 
-__all__ = ["DTYPES", "LAYOUTS", "MODES", "TASKS", "VARIANTS", "Setting", "baseline_for", "create", "measure", "run",
-           "settings"]  # fmt: skip
+__all__ = ["DTYPES", "LAYOUTS", "MODES", "TASKS", "VARIANTS", "Setting", "baseline_for", "create", "measure",
+           "prepare", "run", "settings"]  # fmt: skip
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # None: no autocast
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
-MODES = ("eager", "compile")
+MODES = ("eager", "compile", "reduce-overhead")
 TASKS = ("inference", "train")
 
 
@@ -33,6 +33,14 @@ TASKS = ("inference", "train")
 #: ``rednet50+fused`` is RedNet-50 with fused involution kernel generation, ``rednet50+fused+recompute`` also
 #: recomputes its stem in the backward pass
 VARIANTS: dict[str, dict] = {"fused": dict(fused_involution=True), "recompute": dict(recompute_stem=True)}
+
+
+def prepare(model: nn.Module, mode: str) -> nn.Module:
+    """The model as run in ``mode``: eager, ``torch.compile``d, or compiled with CUDA graphs (torch.compile's
+    "reduce-overhead": the step's kernels replayed as one graph, without Python's launch overhead)."""
+    if mode == "eager":
+        return model
+    return torch.compile(model, mode=None if mode == "compile" else mode)
 
 
 def create(model: str, **kwargs) -> nn.Module:
@@ -136,9 +144,9 @@ def measure(s: Setting, device: str, repeats: int = 20, warmup: int = 5, input_s
     try:
         reset_peak_memory(device)
         model = create(s.model, num_classes=1000).to(device, memory_format=LAYOUTS[s.layout])
-        if s.mode == "compile":
-            model = torch.compile(model)
-            warmup = max(warmup, 3)  # the first calls compile (one graph for train, one for eval)
+        model = prepare(model, s.mode)
+        if s.mode != "eager":
+            warmup = max(warmup, 3)  # the first calls compile (one graph for train, one for eval) and record graphs
         step, advance = _step(s, model, device, _inputs(s, device, input_sets, 1000))
         ms = median_ms(step, device, repeats, warmup, before=advance)
         result = dict(ms=ms, img_s=s.batch / ms * 1e3, peak_mib=peak_memory_mib(device), error=None)
@@ -149,7 +157,7 @@ def measure(s: Setting, device: str, repeats: int = 20, warmup: int = 5, input_s
     finally:
         if device == "cuda":
             torch.cuda.empty_cache()
-        if s.mode == "compile":
+        if s.mode != "eager":
             torch._dynamo.reset()  # the next setting compiles its own model, not a guard-checked cached one
     return result
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from .harness import LAYOUTS, Setting, _inputs, _step, create
+from .harness import LAYOUTS, Setting, _inputs, _step, create, prepare
 
 __all__ = ["CATEGORIES", "category", "kernel_profile"]
 
@@ -69,8 +69,7 @@ def kernel_profile(s: Setting, device: str, steps: int = 5, warmup: int = 3) -> 
     kernel and of each category, sorted by time, the host's time to issue the step (milliseconds) and the
     number of calls in it that wait for the device (CUDA)."""
     model = create(s.model, num_classes=1000).to(device, memory_format=LAYOUTS[s.layout])
-    if s.mode == "compile":
-        model = torch.compile(model)
+    model = prepare(model, s.mode)
     step, advance = _step(s, model, device, _inputs(s, device, 3, 1000))
     for _ in range(warmup):
         step()

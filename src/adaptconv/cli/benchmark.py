@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from ..benchmark.harness import MODES
+
 
 def add_benchmark_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -30,7 +32,13 @@ def add_benchmark_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--dtype", nargs="+", choices=["fp32", "bf16", "fp16"], help="default: bf16 on a GPU, fp32 on CPU")
     p.add_argument("--layout", nargs="+", choices=["nchw", "channels_last"],
                    help="default: channels_last on a GPU, nchw on CPU")  # fmt: skip
-    p.add_argument("--mode", nargs="+", choices=["eager", "compile"], default=["eager"], help="default: eager")
+    p.add_argument(
+        "--mode",
+        nargs="+",
+        choices=MODES,
+        default=["eager"],
+        help="eager, torch.compile, or torch.compile with CUDA graphs (reduce-overhead); default: eager",
+    )
     p.add_argument("--img-size", type=int, default=224, help="default: 224")
     p.add_argument("--repeats", type=int, default=20, help="timed steps per setting, median reported (default 20)")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
