@@ -47,10 +47,10 @@ def test_compiles_in_one_graph(name):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", adaptconv.list_models())
+@pytest.mark.usefixtures("no_tf32")
 def test_inductor_on_gpu(name):
-    # float64, where rounding cannot hide a wrong lowering: in float32, 50 layers of train-mode batch norm on a batch
-    # of 2 amplify the different rounding of fused kernels to about 2e-4 (SCNet-50), while the ceil-mode average-pool
-    # gradient of PyTorch issue #198119 gave 0.13; in float64 compiled and eager agree to about 1e-12. (float64 runs
-    # the aggregation's reference on CUDA: the Triton kernels under torch.compile are tested per layer, in
-    # tests/ops/test_involution_triton.py.)
-    _compile_and_compare(name, "inductor", "cuda", 1e-9, dtype=torch.float64)
+    # float32 with the Triton kernels. Inductor's fused kernels round differently from eager, and 50 layers of
+    # train-mode batch norm on a batch of 2 amplify that to about 2e-4 (SCNet-50 on CPU; in float64 the two agree
+    # to 3e-13), so the bound is 1e-3: a wrong lowering is far above it (the ceil-mode average-pool gradient of
+    # PyTorch issue #198119 gave 0.13). TF32 off: eager and compiled could pick different TF32 algorithms.
+    _compile_and_compare(name, "inductor", "cuda", 1e-3)
