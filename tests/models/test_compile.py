@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
-from helpers import randomize_norms, rel_error
+from helpers import damp_residuals, randomize_norms, rel_error
 
 import adaptconv
 
@@ -16,12 +18,11 @@ def _fresh_dynamo():
     torch._dynamo.reset()
 
 
-def _compile_and_compare(
-    name: str, backend: str, device: str, tol: float, backward: bool = True, dtype: torch.dtype = torch.float32
-) -> None:
+def _compile_and_compare(name: str, backend: str, device: str, tol: float, backward: bool = True) -> None:
     x = torch.randn(2, 3, 64, 80)
-    model = randomize_norms(adaptconv.create_model(name, num_classes=10), x).to(device, dtype)
-    x = x.to(device, dtype)
+    # damped residual branches: a random deep network is otherwise too ill-conditioned for float32 comparisons
+    model = damp_residuals(randomize_norms(adaptconv.create_model(name, num_classes=10), x)).to(device)
+    x = x.to(device)
     compiled = torch.compile(model, backend=backend, fullgraph=True)  # fullgraph: fails on any graph break
     with torch.no_grad():
         assert rel_error(compiled(x), model(x)) < tol
@@ -45,12 +46,32 @@ def test_compiles_in_one_graph(name):
     _compile_and_compare(name, "aot_eager", "cpu", 1e-5, backward=name.startswith("rednet"))
 
 
+def _outputs_and_grads(model, x: torch.Tensor, train: bool) -> torch.Tensor:
+    """The model's output and every parameter's gradient (of the output's mean square), as one flat tensor."""
+    model.train(train)
+    for p in model.parameters():
+        p.grad = None
+    y = model(x)
+    y.square().mean().backward()
+    return torch.cat([y.detach().flatten(), *(p.grad.flatten() for p in model.parameters())]).double()
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", adaptconv.list_models())
+@pytest.mark.parametrize("train", [False, True])
 @pytest.mark.usefixtures("no_tf32")
-def test_inductor_on_gpu(name):
-    # float32 with the Triton kernels. Inductor's fused kernels round differently from eager, and 50 layers of
-    # train-mode batch norm on a batch of 2 amplify that to about 2e-4 (SCNet-50 on CPU; in float64 the two agree
-    # to 3e-13), so the bound is 1e-3: a wrong lowering is far above it (the ceil-mode average-pool gradient of
-    # PyTorch issue #198119 gave 0.13). TF32 off: eager and compiled could pick different TF32 algorithms.
-    _compile_and_compare(name, "inductor", "cuda", 1e-3)
+def test_inductor_on_gpu(name, train):
+    # Compiled float32 (with the Triton kernels) against eager float64, with eager float32's own error as the scale.
+    # A random deep network on 2 images is ill-conditioned in float32 (SCNet's batch norm over pooled 1x1 maps in
+    # train mode, RedNet's quadratic involutions): on CPU inductor, eager erred by 3e-7..3e-3 and compiled by up to
+    # 7e-4 where eager erred by 3e-6 (in float64 the two agree to 1e-15: the graphs are right). A wrong lowering is
+    # far off: the ceil-mode average-pool gradient of PyTorch issue #198119 gave 0.13.
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 80)
+    model = damp_residuals(randomize_norms(adaptconv.create_model(name, num_classes=10), x)).cuda()
+    reference = copy.deepcopy(model).double()
+    x = x.cuda()
+    exact = _outputs_and_grads(reference, x.double(), train)
+    eager = _outputs_and_grads(model, x, train)
+    compiled = _outputs_and_grads(torch.compile(model, backend="inductor", fullgraph=True), x, train)
+    assert rel_error(compiled, exact) <= 10 * rel_error(eager, exact) + 5e-3
