@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
 # The GPU measurements behind the README's "Speed" section, in one command (run from the repository root):
 #
-#     bash benchmarks/gpu_suite.sh [OUT_DIR] [PART ...]    # parts: tests models fused latency op profile (default: all)
+#     bash benchmarks/gpu_suite.sh [OUT_DIR] [PART ...]    # parts: tests models modes fused latency op configs profile
+#                                                       (default: all)
 #
 # tests:   the GPU tests (pytest -m gpu; one tile shape a kernel, see tests/conftest.py), log in OUT_DIR/gpu_tests.log
 # models:  RedNet-26/50/101 and SCNet-50/101/50_v1d against their ResNets, train (batch 128) and inference
 #          (batch 256), bf16, channels_last, eager
+# modes:   RedNet-50 against ResNet-50 compiled, and compiled with CUDA graphs (reduce-overhead)
 # fused:   RedNet-50 with fused kernel generation, and also with its stem recomputed in the backward pass, against
 #          the stored-kernel path, same settings
 # latency: inference at batch 1
 # op:      the aggregation alone at RedNet-50's layer shapes against the copy bandwidth (and the fused-op bench)
-# profile: one training step of RedNet-50, SCNet-50 and ResNet-50 by kernel category
+# configs: every tuning configuration of the channels_last kernels at RedNet-50's shapes
+# profile: one training step of RedNet-50, SCNet-50 and ResNet-50 by kernel category, eager and compiled
 # Each part writes its JSON and Markdown files to OUT_DIR (default benchmarks/results). Kernel tuning results are
 # kept on disk (TRITON_CACHE_AUTOTUNING=1), so a second run of the script does not tune again.
 set -uo pipefail
 out=${1:-benchmarks/results}
 mkdir -p "$out"
 shift || true
-parts=${*:-tests models fused latency op profile}
+parts=${*:-tests models modes fused latency op configs profile}
 export TRITON_CACHE_AUTOTUNING=1 PYTHONUNBUFFERED=1
 bench() { python -m adaptconv.cli.main benchmark "$@" --output "$out" --plot; }
 status=0
@@ -27,12 +30,16 @@ for part in $parts; do
            tail -3 "$out/gpu_tests.log" ;;
     models) bench rednet26 rednet50 rednet101 --name rednet || status=1
             bench scnet50 scnet101 scnet50_v1d --name scnet || status=1 ;;
+    modes) bench rednet50 --mode compile --name rednet50-compile || status=1
+           bench rednet50 --mode reduce-overhead --name rednet50-reduce-overhead || status=1 ;;
     fused) bench rednet50+fused rednet50+fused+recompute --name rednet50-variants || status=1 ;;
     latency) bench rednet50 scnet50 --task inference --batch-size 1 --name latency || status=1 ;;
     op) python benchmarks/involution_op.py --out "$out" || status=1
         python benchmarks/involution_fused.py --out "$out" || status=1 ;;
-    profile) python benchmarks/profile_step.py rednet50 scnet50 resnet50 --out "$out" || status=1 ;;
-    *) echo "unknown part '$part': choose from tests models fused latency op profile" >&2; exit 2 ;;
+    configs) python benchmarks/involution_configs.py --out "$out" || status=1 ;;
+    profile) python benchmarks/profile_step.py rednet50 scnet50 resnet50 --out "$out" || status=1
+             python benchmarks/profile_step.py rednet50 resnet50 --mode compile --out "$out" || status=1 ;;
+    *) echo "unknown part '$part': choose from tests models modes fused latency op configs profile" >&2; exit 2 ;;
   esac
 done
 exit $status
