@@ -66,8 +66,8 @@ def _synchronizing_calls(step: Callable[[], object], frames: int = 4) -> list[st
 
 def kernel_profile(s: Setting, device: str, steps: int = 5, warmup: int = 3) -> dict:
     """Profile ``steps`` steps of setting ``s`` after ``warmup``; per step: device time and launches of each
-    kernel and of each category, sorted by time, the host's time to issue the step (milliseconds) and the
-    number of calls in it that wait for the device (CUDA)."""
+    kernel and of each category, sorted by time, the host's time to issue the step (milliseconds), and the calls
+    in it that wait for the device (CUDA): their number and where each was made."""
     model = create(s.model, num_classes=1000).to(device, memory_format=LAYOUTS[s.layout])
     model = prepare(model, s.mode)
     step, advance = _step(s, model, device, _inputs(s, device, 3, 1000))
