@@ -23,12 +23,11 @@ from pathlib import Path
 import torch
 import triton
 from _common import RESULTS, markdown_table, write_results
-from involution_op import GROUP_CHANNELS, LAYERS
+from involution_op import GROUP_CHANNELS, LAYERS, layer_case
 
 from adaptconv.benchmark import environment, median_ms
 from adaptconv.ops import _involution_kernels as tile_kernels
 from adaptconv.ops import _involution_kernels_nhwc as nhwc_kernels
-from adaptconv.ops import involution_output_size
 from adaptconv.ops.involution_triton import involution_aggregate_backward_triton, involution_aggregate_triton
 
 
@@ -59,19 +58,12 @@ def main() -> None:
     args = ap.parse_args()
     if not torch.cuda.is_available():
         ap.error("needs a CUDA device (the configurations are GPU tile shapes)")
-    fmt = torch.channels_last if args.layout == "channels_last" else torch.contiguous_format
     configs = args.config or (nhwc_kernels if args.layout == "channels_last" else tile_kernels).GPU_CONFIGS
     dtype = getattr(torch, args.dtype)
     flush = torch.empty(2**28, dtype=torch.uint8, device="cuda").zero_
     rows = []
     for layer in args.layers:
-        c, h, k, s = LAYERS[layer]
-        conf = (k, s, (k - 1) // 2, 1)
-        ho, wo = involution_output_size(h, h, k, s, conf[2], 1)
-        x = torch.randn(args.batch, c, h, h, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
-        w = torch.randn(args.batch, c // GROUP_CHANNELS * k * k, ho, wo, device="cuda", dtype=dtype)
-        w = w.contiguous(memory_format=fmt)
-        gy = torch.randn(args.batch, c, ho, wo, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
+        x, w, gy, conf = layer_case(layer, args.batch, dtype, args.layout, "cuda")
         for config in configs:
             steps = {
                 "fwd": functools.partial(involution_aggregate_triton, x, w, *conf, config=config),

@@ -38,6 +38,19 @@ LAYERS = {
 GROUP_CHANNELS = 16
 
 
+def layer_case(layer: str, batch: int, dtype: torch.dtype, layout: str, device: str, fill=torch.randn) -> tuple:
+    """The aggregation's tensors at one of RedNet-50's layers: x (N, C, H, H), the kernels w (N, G*K*K, Ho, Wo) and
+    an output gradient gy (N, C, Ho, Wo), in ``layout`` ('contiguous' or 'channels_last'), made by ``fill``; and
+    the window (K, stride, padding, dilation) with 'same' padding."""
+    c, h, k, s = LAYERS[layer]
+    conf = (k, s, (k - 1) // 2, 1)
+    ho, wo = involution_output_size(h, h, *conf)
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    x, w, gy = (fill(batch, *shape, device=device, dtype=dtype).contiguous(memory_format=fmt)
+                for shape in ((c, h, h), (c // GROUP_CHANNELS * k * k, ho, wo), (c, ho, wo)))  # fmt: skip
+    return x, w, gy, conf
+
+
 def copy_bandwidth(device: str, repeats: int, nbytes: int = 2**30) -> float:
     """Bytes per second of a device-to-device copy: 2 * nbytes read and written over the median time."""
     src = torch.empty(nbytes // 4, dtype=torch.float32, device=device)
@@ -73,15 +86,9 @@ def main() -> None:
     copy_bps = copy_bandwidth(dev, args.repeats)
     rows = []
     for layer, fmt_name, dtype_name in itertools.product(args.layers, args.memory_format, args.dtype):
-        c, h, k, s = LAYERS[layer]
-        p, d = (k - 1) // 2, 1
-        ho, wo = involution_output_size(h, h, k, s, p, d)
-        fmt = torch.channels_last if fmt_name == "channels_last" else torch.contiguous_format
-        dtype = getattr(torch, dtype_name)
-        x = torch.randn(args.batch, c, h, h, device=dev, dtype=dtype).contiguous(memory_format=fmt)
-        w = torch.randn(args.batch, c // GROUP_CHANNELS * k * k, ho, wo, device=dev, dtype=dtype)
-        w = w.contiguous(memory_format=fmt)
-        y_bytes = args.batch * c * ho * wo * x.element_size()
+        c, h = LAYERS[layer][:2]
+        x, w, gy, (k, s, p, d) = layer_case(layer, args.batch, getattr(torch, dtype_name), fmt_name, dev)
+        y_bytes = gy.nbytes
         for backward in (False, True):
             # x + weight + y; forward + backward also reads grad_y and writes grad_x and grad_weight.
             nbytes = (x.nbytes + w.nbytes + y_bytes) * (2 if backward else 1)
@@ -94,7 +101,7 @@ def main() -> None:
                          pass_="fwd+bwd" if backward else "fwd", impl=impl, median_ms=ms, bytes=nbytes,
                          GBps=nbytes / ms / 1e6, fraction_of_copy=nbytes / (ms * 1e-3) / copy_bps)
                 )  # fmt: skip
-        del x, w
+        del x, w, gy
     meta = dict(
         **environment(dev),
         batch=args.batch,

@@ -26,13 +26,13 @@ from pathlib import Path
 import torch
 import triton
 from _common import RESULTS, markdown_table, write_results
-from involution_op import GROUP_CHANNELS, LAYERS
+from involution_op import LAYERS, layer_case
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from adaptconv.ops import _involution_kernels as tile_kernels
 from adaptconv.ops import _involution_kernels_nhwc as nhwc_kernels
-from adaptconv.ops import involution_output_size, involution_triton
+from adaptconv.ops import involution_triton
 
 TARGET = GPUTarget("cuda", 90, 32)
 BIN = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
@@ -52,13 +52,7 @@ class _Recorder:
 def recorded_calls(layer: str, batch: int, dtype: torch.dtype, layout: str) -> dict[str, tuple]:
     """The arguments each kernel gets from its launcher at ``layer``'s shape, and the configurations its autotuner
     chooses from on a GPU: {name: (autotuner, args, kwargs, configs)}."""
-    c, h, k, s = LAYERS[layer]
-    p = (k - 1) // 2
-    ho, wo = involution_output_size(h, h, k, s, p, 1)
-    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-    x = torch.empty(batch, c, h, h, dtype=dtype).contiguous(memory_format=fmt)
-    w = torch.empty(batch, c // GROUP_CHANNELS * k * k, ho, wo, dtype=dtype).contiguous(memory_format=fmt)
-    gy = torch.empty(batch, c, ho, wo, dtype=dtype).contiguous(memory_format=fmt)
+    x, w, gy, conf = layer_case(layer, batch, dtype, layout, "cpu", fill=torch.empty)
     family = nhwc_kernels if involution_triton._channels_innermost(x) else tile_kernels
     names = ["forward_kernel", "backward_kernel"]
     recorders = {name: _Recorder(getattr(family, name)) for name in names}
@@ -66,8 +60,8 @@ def recorded_calls(layer: str, batch: int, dtype: torch.dtype, layout: str) -> d
     try:
         for name, rec in recorders.items():
             setattr(family, name, rec)
-        involution_triton.involution_aggregate_triton(x, w, k, s, p, 1)
-        involution_triton.involution_aggregate_backward_triton(gy, x, w, k, s, p, 1)
+        involution_triton.involution_aggregate_triton(x, w, *conf)
+        involution_triton.involution_aggregate_backward_triton(gy, x, w, *conf)
     finally:
         for name, kernel in saved.items():
             setattr(family, name, kernel)
