@@ -14,6 +14,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -50,8 +51,9 @@ def _synchronizing_calls(step: Callable[[], object], frames: int = 4) -> list[st
     def record(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
         if "called a synchronizing CUDA operation" in str(message):
             stack = [f for f in traceback.extract_stack()[:-1] if "warnings" not in f.filename]
-            where = " <- ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno} {f.name}" for f in stack[::-1][:frames])
-            sites.append(f"{message} at {filename}:{lineno}; {where}")
+            # file names without their folders: the results carry no paths of the machine
+            where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in stack[::-1][:frames])
+            sites.append(f"{message} at {Path(filename).name}:{lineno}; {where}")
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")
