@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,11 @@ IMPLEMENTATIONS = {
     "triton": (involution_triton.involution_aggregate_triton, involution_triton.involution_aggregate_backward_triton),
     "unfold": (involution_aggregate_unfold, None),  # its backward is autograd's
 }
+# One family of Triton kernels, whatever the dispatch would choose (the band family takes float16/bfloat16 only).
+for _family in involution_triton.FAMILIES:
+    IMPLEMENTATIONS[f"triton-{_family}"] = tuple(
+        functools.partial(f, family=_family) for f in IMPLEMENTATIONS["triton"]
+    )
 
 
 def aggregation_step(impl: str, x: torch.Tensor, weight: torch.Tensor, conf: tuple, backward: bool) -> Callable:

@@ -18,7 +18,7 @@ import itertools
 from pathlib import Path
 
 import torch
-from _common import RESULTS, aggregation_step, markdown_table, write_results
+from _common import IMPLEMENTATIONS, RESULTS, aggregation_step, markdown_table, write_results
 
 from adaptconv.benchmark import environment, median_ms
 from adaptconv.ops import involution_output_size
@@ -63,7 +63,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--layers", nargs="+", default=list(LAYERS), choices=list(LAYERS))
     ap.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"])
-    ap.add_argument("--impl", nargs="+", default=["reference", "triton"], choices=["reference", "triton", "unfold"])
+    ap.add_argument("--impl", nargs="+", default=["reference", "triton"], choices=list(IMPLEMENTATIONS))
     ap.add_argument(
         "--memory-format",
         nargs="+",

@@ -31,7 +31,8 @@ def _outputs_and_grads(model, x: torch.Tensor, train: bool) -> torch.Tensor:
 # aot_eager: dynamo's full graph plus AOT autograd's functionalisation through the ops' fake implementations,
 # without inductor's code generation. Dynamo takes 10-40 s of one CPU core per model, so CPU runs cover the two
 # block types (scnet50_v1d also has the deep stem, avd and the average-pool shortcut; the deeper variants repeat
-# the same blocks; the backward, with the custom backward op, on RedNet) and the GPU test below covers all 9.
+# the same blocks; the backward, with the custom backward op, on RedNet) and the GPU test below compiles both with
+# inductor.
 @pytest.mark.parametrize("name", ["scnet50_v1d", "rednet26"])
 def test_compiles_in_one_graph(name):
     x = torch.randn(2, 3, 64, 80)
@@ -44,9 +45,10 @@ def test_compiles_in_one_graph(name):
         assert rel_error(_outputs_and_grads(compiled, x, True), _outputs_and_grads(model, x, True)) < 1e-5
 
 
+# Inductor's compilation of one model's training graph takes about two minutes on the GPU machine (H100, torch 2.11),
+# so the GPU test takes one model of each block type, in train mode (forward and backward, batch statistics).
 @pytest.mark.gpu
-@pytest.mark.parametrize("name", adaptconv.list_models())
-@pytest.mark.parametrize("train", [False, True])
+@pytest.mark.parametrize(("name", "train"), [("rednet26", True), ("scnet50_v1d", True)])
 @pytest.mark.usefixtures("no_tf32")
 def test_inductor_on_gpu(name, train):
     # Compiled float32 (with the Triton kernels) against eager float64, with eager float32's own error as the scale:

@@ -150,12 +150,11 @@ def test_interpreted_layouts_and_int64_offsets(interpreter, layout):
 
 def _gpu_configs():
     """(layout, config) for every tile shape the autotuner may pick on a GPU: channels_last x runs the pixel-block
-    kernels, contiguous x the spatial-tile ones."""
-    from adaptconv.ops import _involution_kernels, _involution_kernels_nhwc
+    kernels (or, asked for, the band kernels), contiguous x the spatial-tile ones."""
+    from adaptconv.ops import _involution_kernels, _involution_kernels_band, _involution_kernels_nhwc
 
-    return [("channels_last", c) for c in _involution_kernels_nhwc.GPU_CONFIGS] + [
-        ("contiguous", c) for c in _involution_kernels.GPU_CONFIGS
-    ]
+    channels_last = _involution_kernels_nhwc.GPU_CONFIGS + _involution_kernels_band.GPU_CONFIGS
+    return [("channels_last", c) for c in channels_last] + [("contiguous", c) for c in _involution_kernels.GPU_CONFIGS]
 
 
 @pytest.mark.parametrize(
@@ -170,6 +169,41 @@ def test_interpreted_every_gpu_tile_shape(interpreter, layout, config):
     check_against_reference(outputs, x, weight, grad, conf)
 
 
+# The band kernels (tensor cores, half precision only) on every case: narrow groups are padded to 16 channels,
+# strided layouts and wide windows included; dtypes and layouts alternate over the cases.
+BAND_CASES = [(case, (torch.bfloat16, torch.float16)[i % 2]) for i, case in enumerate(CASES)]
+
+
+@pytest.mark.parametrize(("case", "dtype"), BAND_CASES, ids=[f"{c}-{str(d)[6:]}" for c, d in BAND_CASES])
+def test_interpreted_band_kernels_match_reference(interpreter, case, dtype):
+    n, g, gc, h, w, k, s, p, d = CASES[case]
+    p = d * (k - 1) // 2 if p is None else p
+    layouts = [LAYOUTS[(list(CASES).index(case) + i) % 3] for i in range(3)]
+    x, weight, grad = make_case(n, g, gc, h, w, k, s, p, d, dtype, layouts)
+    outputs = run_interpreted(interpreter, x, weight, grad, (k, s, p, d), family="band")
+    check_against_reference(outputs, x, weight, grad, (k, s, p, d))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "conf", "family", "config", "message"),
+    [
+        (torch.float32, (3, 1, 1, 1), "band", None, "float16 or bfloat16"),
+        (torch.bfloat16, (11, 1, 65, 13), "band", None, "wider than the band kernels"),
+        (torch.bfloat16, (7, 1, 9, 3), "band", {"BLOCK_M": 16, "BLOCK_K": 16}, "wider than the band kernels"),
+        (torch.bfloat16, (3, 1, 1, 1), "tensor-core", None, "family must be one of"),
+    ],
+)
+def test_band_family_refuses_what_it_cannot_do(dtype, conf, family, config, message):
+    import triton
+
+    x, weight, grad = make_case(1, 1, 16, 6, 6, *conf, dtype)
+    cfg = None if config is None else triton.Config(config, num_warps=4)
+    with pytest.raises(ValueError, match=message):
+        involution_triton.involution_aggregate_triton(x, weight, *conf, config=cfg, family=family)
+    with pytest.raises(ValueError, match=message):
+        involution_triton.involution_aggregate_backward_triton(grad, x, weight, *conf, config=cfg, family=family)
+
+
 @pytest.mark.parametrize(("setting", "tuned"), [(None, True), ("1", True), ("0", False)])
 def test_autotune_switch(setting, tuned):
     # ADAPTCONV_AUTOTUNE=0 leaves each kernel one configuration (no tuning on a GPU); read at import.
@@ -178,13 +212,14 @@ def test_autotune_switch(setting, tuned):
         env["ADAPTCONV_AUTOTUNE"] = setting
     code = (
         "from adaptconv.ops import _involution_kernels as t, _involution_kernels_nhwc as p\n"
+        "from adaptconv.ops import _involution_kernels_band as b\n"
         "print(len(t.CONFIGS), len(t.GPU_CONFIGS), len(t.FUSED_CONFIGS), len(t.GPU_FUSED_CONFIGS),"
-        " len(p.CONFIGS), len(p.GPU_CONFIGS))"
+        " len(p.CONFIGS), len(p.GPU_CONFIGS), len(b.CONFIGS), len(b.GPU_CONFIGS))"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    tile, tile_gpu, fused, fused_gpu, block, block_gpu = map(int, out.split())
-    assert min(tile_gpu, fused_gpu, block_gpu) > 1
-    assert (tile, fused, block) == ((tile_gpu, fused_gpu, block_gpu) if tuned else (1, 1, 1))
+    tile, tile_gpu, fused, fused_gpu, block, block_gpu, band, band_gpu = map(int, out.split())
+    assert min(tile_gpu, fused_gpu, block_gpu, band_gpu) > 1
+    assert (tile, fused, block, band) == ((tile_gpu, fused_gpu, block_gpu, band_gpu) if tuned else (1, 1, 1, 1))
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -322,6 +357,19 @@ def test_cuda_op_strides_dilations_and_wide_groups(conf):
     # The kernels called directly, with int64 offsets forced.
     y = involution_triton.involution_aggregate_triton(x, weight, *conf, wide=True)
     gx, gw = involution_triton.involution_aggregate_backward_triton(grad, x, weight, *conf, wide=True)
+    check_against_reference([y, gx, gw], x, weight, grad, conf)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("shape", CUDA_SHAPES)
+def test_cuda_band_kernels_match_reference(shape, dtype):
+    # Not the default family: asked for by name, with its autotuner.
+    c, h, k, s = shape
+    conf = (k, s, (k - 1) // 2, 1)
+    x, weight, grad = make_case(2, c // 16, 16, h, h + 1, *conf, dtype, ("channels_last",) * 3, device="cuda")
+    y = involution_triton.involution_aggregate_triton(x, weight, *conf, family="band")
+    gx, gw = involution_triton.involution_aggregate_backward_triton(grad, x, weight, *conf, family="band")
     check_against_reference([y, gx, gw], x, weight, grad, conf)
 
 

@@ -7,7 +7,9 @@ change; the CPU implementation stays the reference, and so do float64 and mixed 
 not installed nothing is registered and the reference serves every device.
 
 The launchers below also run on CPU tensors under ``TRITON_INTERPRET=1`` (set before triton is imported): that is
-how the tests check the kernels without a GPU. The kernels themselves are in ``_involution_kernels``.
+how the tests check the kernels without a GPU. The kernels themselves are in ``_involution_kernels`` (spatial
+tiles: NCHW and other layouts), ``_involution_kernels_nhwc`` (pixel blocks: channels_last) and
+``_involution_kernels_band`` (tensor cores, half precision, on request).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ try:
     import triton
 
     from . import _involution_kernels as _kernels
+    from . import _involution_kernels_band as _kernels_band
     from . import _involution_kernels_nhwc as _kernels_nhwc
 except ModuleNotFoundError as error:  # only a missing triton means "no kernels"; other errors are bugs
     if (error.name or "").split(".")[0] != "triton":
@@ -80,6 +83,36 @@ def _channels_innermost(x: Tensor) -> bool:
     return x.stride(1) == 1 and x.shape[1] > 1
 
 
+#: the kernel families, see ``_family``
+FAMILIES = ("band", "pixel", "tile")
+
+
+def _family(x: Tensor, weight: Tensor, kernel_size: int, stride: int, dilation: int, config, family: str | None) -> str:
+    """Which kernels serve these tensors: 'pixel' where x's channel axis has unit stride (channels_last), else
+    'tile'. A ``config`` given by a caller names its family by its keys; ``family`` forces one. The 'band' family
+    (tensor cores, float16/bfloat16 only) is never the default: on an H100 it was slower than the pixel-block
+    kernels at most of RedNet-50's layers (docs/involution_kernel.md); benchmarks and tests ask for it by name."""
+    if config is not None and family is None:
+        keys = config.kwargs
+        family = "band" if "BLOCK_M" in keys else "pixel" if "BLOCK_P" in keys else "tile"
+    if family is None:
+        return "pixel" if _channels_innermost(x) else "tile"
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    if family == "band":
+        if x.dtype not in (torch.float16, torch.bfloat16):
+            raise ValueError(f"the band kernels take float16 or bfloat16 tensors, got {x.dtype}; use family='pixel'")
+        candidates = [config] if config is not None else _kernels_band.CONFIGS
+        if not any(_kernels_band.usable(c, kernel_size, stride, dilation) for c in candidates):
+            raise ValueError(f"a window of {kernel_size} taps with dilation {dilation} and stride {stride} is wider "
+                             "than the band kernels' tiles; use family='pixel'")  # fmt: skip
+    return family
+
+
+def _band_grid(sample_groups: int, rows: int, cols: int, step: str):
+    return lambda meta: (sample_groups * rows * triton.cdiv(cols, meta[step]),)
+
+
 def _launch(kernel, grid, config: triton.Config | None, *args, **kwargs) -> None:
     """``kernel[grid](*args, **kwargs)``: tuned by its autotuner, or with the given ``config`` (tests and
     benchmarks of one tile shape)."""
@@ -95,10 +128,12 @@ def _device_guard(t: Tensor):
 
 
 def _constants(group_channels: int, kernel_size: int, stride: int, padding: int, dilation: int,
-               tensors: tuple[Tensor, ...], reach: int, wide: bool | None) -> dict:  # fmt: skip
+               tensors: tuple[Tensor, ...], reach: int, wide: bool | None, family: str = "tile") -> dict:  # fmt: skip
     """The compile-time arguments every kernel takes: the window, the channel chunk, and WIDE (int64 offsets inside
     a sample: decided from ``tensors`` and ``reach`` as in ``_needs_int64``, unless ``wide`` says)."""
     block_c = _block_channels(group_channels)
+    if family == "band":  # tl.dot needs at least 16 along each axis: narrower groups are padded (masked) to 16
+        block_c = max(block_c, 16)
     wide = _needs_int64(tensors, reach) if wide is None else wide
     return dict(K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation, BLOCK_C=block_c,
                 EVEN_C=group_channels % block_c == 0, WIDE=wide)  # fmt: skip
@@ -123,6 +158,7 @@ def involution_aggregate_triton(
     dilation: int,
     wide: bool | None = None,
     config: triton.Config | None = None,
+    family: str | None = None,
 ) -> Tensor:
     """The aggregation y (N, C, H_out, W_out) of x (N, C, H, W) with kernels (N, G*K*K, H_out, W_out), in Triton.
 
@@ -130,7 +166,8 @@ def involution_aggregate_triton(
     ``involution_aggregate`` gives (channels_last for channels_last x). No argument checks: the public
     ``involution_aggregate`` does them. ``wide``: int64 offsets inside a sample; None decides from the sizes
     (True lets tests check that path on small tensors). ``config``: one of the kernel family's ``GPU_CONFIGS``
-    instead of the tuned choice.
+    instead of the tuned choice. ``family``: 'band', 'pixel' or 'tile' instead of the default for the layout
+    (``_family``).
     """
     n, c, h, w = x.shape
     ho, wo = weight.shape[-2:]
@@ -141,9 +178,13 @@ def involution_aggregate_triton(
     args = (x, weight, y, group_channels, groups, h, w, ho, wo)
     strides = (*x.stride(), *weight.stride(), *y.stride())
     reach = padding + (kernel_size - 1) * dilation
-    constants = _constants(group_channels, kernel_size, stride, padding, dilation, (x, weight, y), reach, wide)
+    family = _family(x, weight, kernel_size, stride, dilation, config, family)
+    constants = _constants(group_channels, kernel_size, stride, padding, dilation, (x, weight, y), reach, wide, family)
     with _device_guard(x):
-        if _channels_innermost(x):
+        if family == "band":
+            _launch(_kernels_band.forward_kernel, _band_grid(n * groups, ho, wo, "M_STEP"), config, *args, *strides,
+                    **constants)  # fmt: skip
+        elif family == "pixel":
             grid = lambda meta: (n * groups * triton.cdiv(ho * wo, meta["BLOCK_P"]),)  # noqa: E731
             _launch(_kernels_nhwc.forward_kernel, grid, config, *args, *strides, KP=triton.next_power_of_2(kernel_size),
                     **constants)  # fmt: skip
@@ -164,12 +205,13 @@ def involution_aggregate_backward_triton(
     dilation: int,
     wide: bool | None = None,
     config: triton.Config | None = None,
+    family: str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """(grad_x, grad_weight) of the aggregation for grad_out (N, C, H_out, W_out), in Triton, in one kernel.
 
     Shapes, dtypes and memory formats as ``adaptconv::involution_aggregate_backward``'s reference: grad_x like x,
     grad_weight like weight. grad_out may have any strides (stride 0 for the gradient of a sum, too).
-    ``wide`` and ``config`` as in ``involution_aggregate_triton``.
+    ``wide``, ``config`` and ``family`` as in ``involution_aggregate_triton``.
     """
     n, c, h, w = x.shape
     ho, wo = weight.shape[-2:]
@@ -180,7 +222,20 @@ def involution_aggregate_backward_triton(
         return grad_x.zero_(), grad_w.zero_()
     reach = padding + (kernel_size - 1) * dilation + stride
     window = (group_channels, kernel_size, stride, padding, dilation)
-    if _channels_innermost(x):
+    family = _family(x, weight, kernel_size, stride, dilation, config, family)
+    if family == "band":
+        # Two launches: the kernel gradient per output row, the input gradient per input row.
+        constants = _constants(*window, (grad_out, x, weight, grad_x, grad_w), reach, wide, family)
+        sizes = (group_channels, groups, h, w, ho, wo)
+        with _device_guard(x):
+            _launch(_kernels_band.weight_grad_kernel, _band_grid(n * groups, ho, wo, "M_STEP"), config,
+                    grad_out, x, grad_w, *sizes, *grad_out.stride(), *x.stride(), *grad_w.stride(),
+                    **constants)  # fmt: skip
+            _launch(_kernels_band.input_grad_kernel, _band_grid(n * groups, h, w, "Q_STEP"), config,
+                    grad_out, weight, grad_x, *sizes, *grad_out.stride(), *weight.stride(), *grad_x.stride(),
+                    **constants)  # fmt: skip
+        return grad_x, grad_w
+    if family == "pixel":
         # The pixel-block kernel keeps the kernel gradient of a row in registers over all channel chunks.
         tensors = (grad_out, x, weight, grad_x, grad_w)
         pixels = max(ho * wo, h * w)  # a block is taken as output pixels for grad_w and as input pixels for grad_x

@@ -1,0 +1,87 @@
+"""Hardware counters of the aggregation kernels (Nsight Compute), for the questions timings cannot answer.
+
+Runs each case twice (the first compiles), one forward and one backward, at one of RedNet-50's layer shapes, batch
+64, bfloat16, channels_last, with a fixed configuration (no autotuning); run it under ``ncu`` and summarise:
+
+    ADAPTCONV_AUTOTUNE=0 ncu --clock-control none --kernel-name regex:"_kernel$" --section SpeedOfLight \\
+        --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \\
+        --section ComputeWorkloadAnalysis --section LaunchStats --section SchedulerStats \\
+        -o prof python benchmarks/ncu_kernels.py
+    ncu -i prof.ncu-rep --page details --csv > details.csv
+    python benchmarks/ncu_kernels.py --summarise details.csv
+
+The summary (duration, throughputs as % of peak, occupancy, issue rate, cache hit rates, registers per kernel
+launch, in launch order) goes to benchmarks/results/ncu_kernels-cuda.json; ``CASES`` says which launch is which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import torch
+from _common import RESULTS, write_results
+from involution_op import layer_case
+
+from adaptconv.ops import involution_triton
+
+# (layer, family, index into the family's GPU_CONFIGS): pixel blocks of 64 pixels on 4 warps with the tap sum per
+# row and deferred, the spatial-tile kernels on channels_last input, the pixel blocks at the 7x7 maps.
+CASES = [("layer1", "pixel", 0), ("layer1", "pixel", 1), ("layer1", "tile", 0), ("layer4", "pixel", 0)]
+METRICS = [
+    "Duration", "Compute (SM) Throughput", "DRAM Throughput", "L1/TEX Cache Throughput", "L2 Cache Throughput",
+    "Achieved Occupancy", "Theoretical Occupancy", "Registers Per Thread", "Issued Warp Per Scheduler",
+    "Warp Cycles Per Issued Instruction", "L1/TEX Hit Rate", "L2 Hit Rate", "Mem Busy", "Grid Size", "Block Size",
+]  # fmt: skip
+
+
+def _configs(family: str) -> list:
+    from adaptconv.ops import _involution_kernels, _involution_kernels_band, _involution_kernels_nhwc
+
+    modules = {"tile": _involution_kernels, "pixel": _involution_kernels_nhwc, "band": _involution_kernels_band}
+    return modules[family].GPU_CONFIGS
+
+
+def run_cases() -> None:
+    for layer, family, index in CASES:
+        x, w, gy, conf = layer_case(layer, 64, torch.bfloat16, "channels_last", "cuda")
+        config = _configs(family)[index]
+        for _ in range(2):
+            involution_triton.involution_aggregate_triton(x, w, *conf, config=config, family=family)
+            involution_triton.involution_aggregate_backward_triton(gy, x, w, *conf, config=config, family=family)
+    torch.cuda.synchronize()
+
+
+def summarise(details: Path, out: Path) -> Path:
+    """One row per kernel launch of ncu's details page (CSV): the metrics above, as numbers."""
+    launches: dict[str, dict] = {}
+    with details.open(newline="") as f:
+        for r in csv.DictReader(f):
+            row = launches.setdefault(r["ID"], {"kernel": r["Kernel Name"]})
+            if r["Metric Name"] in METRICS:
+                name = f"{r['Metric Name']} [{r['Metric Unit']}]" if r["Metric Unit"] else r["Metric Name"]
+                row[name] = float(r["Metric Value"].replace(",", ""))
+    rows = [launches[k] for k in sorted(launches, key=int)]
+    # Each case launches forward and backward twice: rows 4*i .. 4*i+3 belong to CASES[i].
+    for i, row in enumerate(rows):
+        row["case"] = "/".join(map(str, CASES[i // 4])) if i // 4 < len(CASES) else None
+    return write_results("ncu_kernels", "cuda", dict(source=details.name, cases=CASES), rows, out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--summarise", type=Path, help="ncu's details page as CSV: write the summary instead")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    if args.summarise is not None:
+        print(f"written to {summarise(args.summarise, args.out)}")
+        return
+    if not torch.cuda.is_available():
+        sys.exit("needs a CUDA device (and ncu around it)")
+    run_cases()
+
+
+if __name__ == "__main__":
+    main()
