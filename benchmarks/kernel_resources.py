@@ -5,12 +5,14 @@ Each kernel is compiled for sm_90a with exactly the arguments its launcher passe
 and the resulting machine code is read with the tools that ship with Triton (ptxas, cuobjdump):
 
     python benchmarks/kernel_resources.py [--layer layer1] [--batch 64] [--dtype bfloat16] [--layout channels_last]
+                                          [--family band]
 
 Static counts, not timings: they say whether a configuration spills to local memory and how much of the code is
 index arithmetic (IMAD, ISETP, LOP3, ...), cross-thread shuffles (SHFL), loads (LDG) and floating-point work
-(FFMA, FMUL, FADD), for the whole kernel and for the body of each loop (the innermost runs once per kernel row),
+(FFMA, FMUL, FADD), tensor-core instructions (HMMA, HGMMA), shared-memory stores (STS) and barriers (BAR), for the
+whole kernel and for the body of each loop (the innermost runs once per kernel row),
 which is what to look at before spending device time (numbers differ between Triton versions). Writes
-benchmarks/results/kernel_resources-<layer>-<layout>.json and prints a table.
+benchmarks/results/kernel_resources-<layer>-<layout>[-<family>]-sm90.json and prints a table.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from adaptconv.ops import _involution_kernels as tile_kernels
+from adaptconv.ops import _involution_kernels_band as band_kernels
 from adaptconv.ops import _involution_kernels_nhwc as nhwc_kernels
 from adaptconv.ops import involution_triton
 
@@ -49,24 +52,27 @@ class _Recorder:
         return lambda *args, **kwargs: self.calls.append((args, kwargs))
 
 
-def recorded_calls(layer: str, batch: int, dtype: torch.dtype, layout: str) -> dict[str, tuple]:
+def recorded_calls(layer: str, batch: int, dtype: torch.dtype, layout: str, family: str | None = None) -> dict:
     """The arguments each kernel gets from its launcher at ``layer``'s shape, and the configurations its autotuner
-    chooses from on a GPU: {name: (autotuner, args, kwargs, configs)}."""
+    chooses from on a GPU: {name: (autotuner, args, kwargs, configs)}. ``family``: as the launchers take it (None:
+    the default for the layout)."""
     x, w, gy, conf = layer_case(layer, batch, dtype, layout, "cpu", fill=torch.empty)
-    family = nhwc_kernels if involution_triton._channels_innermost(x) else tile_kernels
-    names = ["forward_kernel", "backward_kernel"]
-    recorders = {name: _Recorder(getattr(family, name)) for name in names}
-    saved = {name: getattr(family, name) for name in names}
+    family = involution_triton._family(x, w, conf[0], conf[1], conf[3], None, family)
+    module = {"band": band_kernels, "pixel": nhwc_kernels, "tile": tile_kernels}[family]
+    names = ["forward_kernel", "weight_grad_kernel", "input_grad_kernel"] if family == "band" else \
+        ["forward_kernel", "backward_kernel"]  # fmt: skip
+    recorders = {name: _Recorder(getattr(module, name)) for name in names}
+    saved = {name: getattr(module, name) for name in names}
     try:
         for name, rec in recorders.items():
-            setattr(family, name, rec)
-        involution_triton.involution_aggregate_triton(x, w, *conf)
-        involution_triton.involution_aggregate_backward_triton(gy, x, w, *conf)
+            setattr(module, name, rec)
+        involution_triton.involution_aggregate_triton(x, w, *conf, family=family)
+        involution_triton.involution_aggregate_backward_triton(gy, x, w, *conf, family=family)
     finally:
         for name, kernel in saved.items():
-            setattr(family, name, kernel)
-    family_name = "pixel-block" if family is nhwc_kernels else "spatial-tile"
-    return {f"{family_name} {name}": (rec.kernel, *rec.calls[0], family.GPU_CONFIGS) for name, rec in recorders.items()}
+            setattr(module, name, kernel)
+    family_name = {"band": "band", "pixel": "pixel-block", "tile": "spatial-tile"}[family]
+    return {f"{family_name} {name}": (rec.kernel, *rec.calls[0], module.GPU_CONFIGS) for name, rec in recorders.items()}
 
 
 def compile_config(autotuner, args: tuple, kwargs: dict, config: triton.Config) -> tuple[str, str]:
@@ -74,6 +80,9 @@ def compile_config(autotuner, args: tuple, kwargs: dict, config: triton.Config) 
     to 1 become constants, integers and pointers divisible by 16 are marked so."""
     fn = autotuner.fn
     values = dict(zip(fn.arg_names, args, strict=False)) | kwargs | config.kwargs
+    if isinstance(fn, triton.runtime.Heuristics):  # compile-time arguments derived from the others
+        values |= {name: rule(values) for name, rule in fn.values.items()}
+        fn = fn.fn
     signature, constexprs, attrs = {}, {}, {}
     for i, param in enumerate(fn.params):
         v = values[param.name]
@@ -103,7 +112,8 @@ _INTEGER = ("IMAD", "ISETP", "LOP3", "VIADD", "IADD3", "LEA", "SEL", "SHF", "IAB
 def _mix(ops: list[str]) -> dict:
     c = collections.Counter(op.split(".")[0] for op in ops)
     return dict(instructions=len(ops), integer=sum(c[o] for o in _INTEGER), loads=c["LDG"] + c["LDS"] + c["LDL"],
-                float=c["FFMA"] + c["FMUL"] + c["FADD"], shuffles=c["SHFL"])  # fmt: skip
+                float=c["FFMA"] + c["FMUL"] + c["FADD"], shuffles=c["SHFL"], mma=c["HMMA"] + c["HGMMA"],
+                shared_stores=c["STS"], barriers=c["BAR"])  # fmt: skip
 
 
 def summarise(report: str, sass: str) -> dict:
@@ -128,10 +138,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--dtype", default="bfloat16", choices=["float32", "float16", "bfloat16"])
     ap.add_argument("--layout", default="channels_last", choices=["contiguous", "channels_last"])
+    ap.add_argument("--family", choices=involution_triton.FAMILIES, help="default: the layout's")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     rows = []
-    calls = recorded_calls(args.layer, args.batch, getattr(torch, args.dtype), args.layout)
+    calls = recorded_calls(args.layer, args.batch, getattr(torch, args.dtype), args.layout, args.family)
     for kernel, (autotuner, kargs, kwargs, configs) in calls.items():
         for config in configs:
             cfg = dict(config.kwargs, num_warps=config.num_warps)
@@ -139,7 +150,9 @@ def main() -> None:
     meta = dict(triton=triton.__version__, torch=torch.__version__, target="sm_90a", layer=args.layer,
                 shape=dict(zip(("C", "H", "K", "stride"), LAYERS[args.layer], strict=True)), batch=args.batch,
                 dtype=args.dtype, layout=args.layout)  # fmt: skip
-    path = write_results(f"kernel_resources-{args.layer}-{args.layout}", "sm90", meta, rows, args.out)
+    meta["family"] = args.family
+    suffix = f"-{args.family}" if args.family else ""
+    path = write_results(f"kernel_resources-{args.layer}-{args.layout}{suffix}", "sm90", meta, rows, args.out)
     print(f"triton {triton.__version__}, sm_90a, {args.layer} {meta['shape']}, batch {args.batch}, {args.dtype}, "
           f"{args.layout}; written to {path}")  # fmt: skip
     headers = ["kernel", "config", "registers", "spill bytes", "instructions", "float", "shuffles",

@@ -26,3 +26,15 @@ def test_compiled_kernels_are_read(layout):
     # the row loop of the forward: its multiply-adds and loads are there, and it is part of the whole kernel
     inner = stats["loops"][0]
     assert inner["float"] > 0 and inner["loads"] > 0 and inner["instructions"] < stats["instructions"]
+
+
+def test_band_kernels_are_read():
+    # The band family (asked for by name): three kernels, with compile-time steps derived by triton.heuristics.
+    kernel_resources = pytest.importorskip("kernel_resources")
+    if not (kernel_resources.BIN / "ptxas").exists():
+        pytest.skip("this triton has no ptxas")
+    calls = kernel_resources.recorded_calls("layer4", 2, torch.bfloat16, "channels_last", "band")
+    assert set(calls) == {f"band {k}_kernel" for k in ("forward", "weight_grad", "input_grad")}
+    autotuner, args, kwargs, configs = calls["band forward_kernel"]
+    stats = kernel_resources.summarise(*kernel_resources.compile_config(autotuner, args, kwargs, configs[0]))
+    assert stats["mma"] > 0 and stats["float"] == 0  # the multiply-adds are on tensor cores
