@@ -3,7 +3,8 @@
 Runs each case twice (the first compiles), one forward and one backward, at one of RedNet-50's layer shapes, batch
 64, bfloat16, channels_last, with a fixed configuration (no autotuning); run it under ``ncu`` and summarise:
 
-    ADAPTCONV_AUTOTUNE=0 ncu --clock-control none --kernel-name regex:"_kernel$" --section SpeedOfLight \\
+    ADAPTCONV_AUTOTUNE=0 ncu --clock-control none \\
+        --kernel-name regex:"^(forward|backward|weight_grad|input_grad)_kernel$" --section SpeedOfLight \\
         --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \\
         --section ComputeWorkloadAnalysis --section LaunchStats --section SchedulerStats \\
         -o prof python benchmarks/ncu_kernels.py
@@ -28,8 +29,10 @@ from involution_op import layer_case
 from adaptconv.ops import involution_triton
 
 # (layer, family, index into the family's GPU_CONFIGS): pixel blocks of 64 pixels on 4 warps with the tap sum per
-# row and deferred, the spatial-tile kernels on channels_last input, the pixel blocks at the 7x7 maps.
-CASES = [("layer1", "pixel", 0), ("layer1", "pixel", 1), ("layer1", "tile", 0), ("layer4", "pixel", 0)]
+# row and deferred, the spatial-tile kernels on channels_last input, the pixel blocks at the 7x7 maps; the band
+# kernels (32 by 64 columns, 4 warps) at both.
+CASES = [("layer1", "pixel", 0), ("layer1", "pixel", 1), ("layer1", "tile", 0), ("layer4", "pixel", 0),
+         ("layer1", "band", 0), ("layer4", "band", 0)]  # fmt: skip
 METRICS = [
     "Duration", "Compute (SM) Throughput", "DRAM Throughput", "L1/TEX Cache Throughput", "L2 Cache Throughput",
     "Achieved Occupancy", "Theoretical Occupancy", "Registers Per Thread", "Issued Warp Per Scheduler",
@@ -64,9 +67,10 @@ def summarise(details: Path, out: Path) -> Path:
                 name = f"{r['Metric Name']} [{r['Metric Unit']}]" if r["Metric Unit"] else r["Metric Name"]
                 row[name] = float(r["Metric Value"].replace(",", ""))
     rows = [launches[k] for k in sorted(launches, key=int)]
-    # Each case launches forward and backward twice: rows 4*i .. 4*i+3 belong to CASES[i].
-    for i, row in enumerate(rows):
-        row["case"] = "/".join(map(str, CASES[i // 4])) if i // 4 < len(CASES) else None
+    # Each case runs its family's kernels twice (the band family has three, the others two), in CASES' order.
+    cases = [case for case in CASES for _ in range(2 * (3 if case[1] == "band" else 2))]
+    for row, case in zip(rows, cases + [None] * (len(rows) - len(cases)), strict=False):
+        row["case"] = None if case is None else "/".join(map(str, case))
     return write_results("ncu_kernels", "cuda", dict(source=details.name, cases=CASES), rows, out)
 
 
