@@ -6,9 +6,10 @@ compared directly: the forward and the backward (both gradients, one launch) of 
 --repeats runs with the L2 cache evicted before each.
 
     python benchmarks/involution_configs.py [--layout channels_last] [--dtype bfloat16] [--batch 64]
-                                            [--config BLOCK_P=128,DEFER_TAP_SUM=False,warps=4 ...]
+                                            [--family band] [--config BLOCK_P=128,DEFER_TAP_SUM=False,warps=4 ...]
 
---config times the given configurations instead of the family's GPU_CONFIGS (candidates for that list).
+--family times another family's GPU_CONFIGS than the layout's (the band kernels: half precision only); --config
+times the given configurations instead (candidates for such a list; their keys name the family).
 
 Writes benchmarks/results/involution_configs-<layout>-<device>.json and prints, per layer and pass, each
 configuration's time and the best one of each value of the flag.
@@ -26,9 +27,12 @@ from _common import RESULTS, markdown_table, write_results
 from involution_op import GROUP_CHANNELS, LAYERS, layer_case
 
 from adaptconv.benchmark import environment, median_ms
-from adaptconv.ops import _involution_kernels as tile_kernels
-from adaptconv.ops import _involution_kernels_nhwc as nhwc_kernels
-from adaptconv.ops.involution_triton import involution_aggregate_backward_triton, involution_aggregate_triton
+from adaptconv.ops.involution_triton import (
+    FAMILIES,
+    involution_aggregate_backward_triton,
+    involution_aggregate_triton,
+    kernel_module,
+)
 
 
 def _parse_config(text: str) -> triton.Config:
@@ -52,13 +56,15 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--layers", nargs="+", default=list(LAYERS), choices=list(LAYERS))
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--family", choices=FAMILIES, help="default: the layout's (pixel or tile)")
     ap.add_argument("--config", nargs="+", type=_parse_config, help="KEY=VALUE,...,warps=N (default: GPU_CONFIGS)")
     ap.add_argument("--name", default="", help="suffix of the output file")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     if not torch.cuda.is_available():
         ap.error("needs a CUDA device (the configurations are GPU tile shapes)")
-    configs = args.config or (nhwc_kernels if args.layout == "channels_last" else tile_kernels).GPU_CONFIGS
+    family = args.family or ("pixel" if args.layout == "channels_last" else "tile")
+    configs = args.config or kernel_module(family).GPU_CONFIGS
     dtype = getattr(torch, args.dtype)
     flush = torch.empty(2**28, dtype=torch.uint8, device="cuda").zero_
     rows = []

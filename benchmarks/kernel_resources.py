@@ -32,9 +32,6 @@ from involution_op import LAYERS, layer_case
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-from adaptconv.ops import _involution_kernels as tile_kernels
-from adaptconv.ops import _involution_kernels_band as band_kernels
-from adaptconv.ops import _involution_kernels_nhwc as nhwc_kernels
 from adaptconv.ops import involution_triton
 
 TARGET = GPUTarget("cuda", 90, 32)
@@ -58,7 +55,7 @@ def recorded_calls(layer: str, batch: int, dtype: torch.dtype, layout: str, fami
     the default for the layout)."""
     x, w, gy, conf = layer_case(layer, batch, dtype, layout, "cpu", fill=torch.empty)
     family = involution_triton._family(x, w, conf[0], conf[1], conf[3], None, family)
-    module = {"band": band_kernels, "pixel": nhwc_kernels, "tile": tile_kernels}[family]
+    module = involution_triton.kernel_module(family)
     names = ["forward_kernel", "weight_grad_kernel", "input_grad_kernel"] if family == "band" else \
         ["forward_kernel", "backward_kernel"]  # fmt: skip
     recorders = {name: _Recorder(getattr(module, name)) for name in names}
@@ -85,7 +82,7 @@ def compile_config(autotuner, args: tuple, kwargs: dict, config: triton.Config) 
         fn = fn.fn
     signature, constexprs, attrs = {}, {}, {}
     for i, param in enumerate(fn.params):
-        v = values[param.name]
+        v = values[param.name] if param.name in values else param.default  # a default constexpr
         if param.is_constexpr or (isinstance(v, int) and not isinstance(v, bool) and v == 1):
             signature[param.name], constexprs[(i,)] = "constexpr", v
         elif isinstance(v, torch.Tensor):

@@ -30,9 +30,9 @@ from adaptconv.ops import involution_triton
 
 # (layer, family, index into the family's GPU_CONFIGS): pixel blocks of 64 pixels on 4 warps with the tap sum per
 # row and deferred, the spatial-tile kernels on channels_last input, the pixel blocks at the 7x7 maps; the band
-# kernels (32 by 64 columns, 4 warps) at both.
+# kernels (32 by 64 columns, 4 warps, band matrix by masked loads) at both.
 CASES = [("layer1", "pixel", 0), ("layer1", "pixel", 1), ("layer1", "tile", 0), ("layer4", "pixel", 0),
-         ("layer1", "band", 0), ("layer4", "band", 0)]  # fmt: skip
+         ("layer1", "band", 1), ("layer4", "band", 1)]  # fmt: skip
 METRICS = [
     "Duration", "Compute (SM) Throughput", "DRAM Throughput", "L1/TEX Cache Throughput", "L2 Cache Throughput",
     "Achieved Occupancy", "Theoretical Occupancy", "Registers Per Thread", "Issued Warp Per Scheduler",
@@ -40,17 +40,10 @@ METRICS = [
 ]  # fmt: skip
 
 
-def _configs(family: str) -> list:
-    from adaptconv.ops import _involution_kernels, _involution_kernels_band, _involution_kernels_nhwc
-
-    modules = {"tile": _involution_kernels, "pixel": _involution_kernels_nhwc, "band": _involution_kernels_band}
-    return modules[family].GPU_CONFIGS
-
-
 def run_cases() -> None:
     for layer, family, index in CASES:
         x, w, gy, conf = layer_case(layer, 64, torch.bfloat16, "channels_last", "cuda")
-        config = _configs(family)[index]
+        config = involution_triton.kernel_module(family).GPU_CONFIGS[index]
         for _ in range(2):
             involution_triton.involution_aggregate_triton(x, w, *conf, config=config, family=family)
             involution_triton.involution_aggregate_backward_triton(gy, x, w, *conf, config=config, family=family)

@@ -8,10 +8,12 @@ banded matrix: over a block of output columns m and the input columns k they rea
     y[h, m, :] += B_i[m, k] @ x[h*s + i*d - p, k, :],   B_i[m, k] = W[g*K*K + i*K + j, h, m] where k = m*s + j*d - p,
 
 and B_i is zero off the band. So a program loads the block's input row once per kernel row as one rectangular
-(columns, channels) tile, builds B_i from the kernels with a masked load (only the band is read from memory), and
+(columns, channels) tile, builds B_i from the kernels (a (columns, KP) tile of each pixel's K values of row i spread
+over the band by ``tl.gather``, or a masked load of the band tile: the GATHER_B flag of the configurations), and
 lets `tl.dot` (tensor cores, float32 accumulation) do the K*K*C/G multiply-adds per pixel; the zeros of the band
 cost tensor-core work, which is cheap, instead of the gathers through L1 that bound the other kernels. The
-backward is two more products per kernel row: the kernel gradient is the band of gy @ x_i^T, and the input
+backward is two more products per kernel row: the kernel gradient is the band of gy @ x_i^T (gathered into a
+(columns, KP) tile and stored as such, or stored through a band mask), and the input
 gradient of an input row is the sum over the kernel rows that reach it of B_i^T @ gy (the band seen from the
 input side). Each output element is written by exactly one program: no atomics, deterministic.
 
@@ -58,14 +60,19 @@ def _prune(configs, named_args, **kwargs):
     return [c for c in configs if usable(c, kwargs["K"], kwargs["STRIDE"], kwargs["DIL"])]
 
 
-def _config(block_m: int, block_k: int, warps: int) -> triton.Config:
-    return triton.Config({"BLOCK_M": block_m, "BLOCK_K": block_k}, num_warps=warps)
+def _config(block_m: int, block_k: int, warps: int, gather: bool = True) -> triton.Config:
+    return triton.Config({"BLOCK_M": block_m, "BLOCK_K": block_k, "GATHER_B": gather}, num_warps=warps)
 
 
-# (BLOCK_M output columns, BLOCK_K input columns, warps). The first is the one ADAPTCONV_AUTOTUNE=0 runs: it fits
-# every RedNet window (K 3 or 7, stride 1 or 2) and rows up to 32 columns in one program.
-GPU_CONFIGS = [_config(*t) for t in [(32, 64, 4), (64, 64, 4), (64, 128, 4), (16, 32, 4), (16, 16, 4), (64, 128, 8),
-                                     (32, 64, 2)]]  # fmt: skip
+# (BLOCK_M output columns, BLOCK_K input columns, warps), each with the band matrix built by GATHER_B (a row of K
+# kernel values a pixel loaded as one tile, spread over the band by tl.gather) or by a masked load of the whole
+# band tile; neither wins at every shape. The first is the one ADAPTCONV_AUTOTUNE=0 runs: it fits every RedNet
+# window (K 3 or 7, stride 1 or 2) and rows up to 32 columns in one program.
+GPU_CONFIGS = [
+    _config(*t, gather)
+    for t in [(32, 64, 4), (64, 64, 4), (64, 128, 4), (16, 32, 4), (16, 16, 4), (64, 128, 8), (32, 64, 2)]
+    for gather in (True, False)
+]
 CONFIGS = tuning_configs(GPU_CONFIGS, _config(32, 64, 4))
 _PRUNE = {"early_config_prune": _prune}
 _KEY = ["group_channels", "groups", "height", "width", "height_out", "width_out", "K", "STRIDE", "PAD", "DIL"]
@@ -114,7 +121,7 @@ def forward_kernel(
     sy_n, sy_c, sy_h, sy_w,
     K: tl.constexpr, STRIDE: tl.constexpr, PAD: tl.constexpr, DIL: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, M_STEP: tl.constexpr,
-    Q_STEP: tl.constexpr, EVEN_C: tl.constexpr, WIDE: tl.constexpr,
+    Q_STEP: tl.constexpr, EVEN_C: tl.constexpr, WIDE: tl.constexpr, KP: tl.constexpr, GATHER_B: tl.constexpr,
 ):  # fmt: skip
     """y (N, C, H_out, W_out) from x (N, C, H, W) and the kernels w (N, G*K*K, H_out, W_out): one program per
     (sample, group, output row, block of M_STEP output columns)."""
@@ -135,6 +142,10 @@ def forward_kernel(
     y_base = y_ptr + n * sy_n + c0 * sy_c
     w_base = w_ptr + n * sw_n + (g * K * K).to(tl.int64) * sw_c + ho * sw_h
     b_ptrs = w_base + m[:, None] * sw_w + j * sw_c  # tap (i, j): add i * K * sw_c
+    jj = tl.arange(0, KP)
+    row_ptrs = w_base + m[:, None] * sw_w + jj[None, :] * sw_c
+    row_mask = m_ok[:, None] & (jj < K)[None, :]
+    j_idx = tl.minimum(tl.maximum(j, 0), KP - 1)
     for cb in range(0, group_channels, BLOCK_C):
         c = cb + tl.arange(0, BLOCK_C)
         c_ok = _channel_mask(c, group_channels, EVEN_C)
@@ -144,7 +155,11 @@ def forward_kernel(
             if (hi >= 0) & (hi < height):
                 xs = tl.load(x_base + hi * sx_h + k[:, None] * sx_w + c[None, :] * sx_c,
                              mask=k_ok[:, None] & c_ok[None, :], other=0.0)  # fmt: skip
-                b = tl.load(b_ptrs + i * K * sw_c, mask=b_mask, other=0.0)
+                if GATHER_B:
+                    wrow = tl.load(row_ptrs + i * K * sw_c, mask=row_mask, other=0.0)
+                    b = tl.where(b_mask, tl.gather(wrow, j_idx, axis=1), 0.0)
+                else:
+                    b = tl.load(b_ptrs + i * K * sw_c, mask=b_mask, other=0.0)
                 acc = _dot(b, xs, acc)
         y_ptrs = y_base + ho * sy_h + m[:, None] * sy_w + c[None, :] * sy_c
         tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=m_ok[:, None] & c_ok[None, :])
@@ -161,7 +176,7 @@ def weight_grad_kernel(
     sgw_n, sgw_c, sgw_h, sgw_w,
     K: tl.constexpr, STRIDE: tl.constexpr, PAD: tl.constexpr, DIL: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, M_STEP: tl.constexpr,
-    Q_STEP: tl.constexpr, EVEN_C: tl.constexpr, WIDE: tl.constexpr,
+    Q_STEP: tl.constexpr, EVEN_C: tl.constexpr, WIDE: tl.constexpr, KP: tl.constexpr, GATHER_B: tl.constexpr,
 ):  # fmt: skip
     """gw (N, G*K*K, H_out, W_out): gw[i*K + j, h, m] = sum_c gy[c, h, m] * x[c, h*s + i*d - p, m*s + j*d - p], the
     band of the product gy_row @ x_row^T per kernel row; programs as in the forward."""
@@ -181,6 +196,10 @@ def weight_grad_kernel(
     gy_base = gy_ptr + n * sgy_n + c0 * sgy_c + ho * sgy_h
     x_base = x_ptr + n * sx_n + c0 * sx_c
     gw_ptrs = gw_ptr + n * sgw_n + (g * K * K).to(tl.int64) * sgw_c + ho * sgw_h + m[:, None] * sgw_w + j * sgw_c
+    jj = tl.arange(0, KP)
+    row_ptrs = gw_ptr + n * sgw_n + (g * K * K).to(tl.int64) * sgw_c + ho * sgw_h + m[:, None] * sgw_w + jj * sgw_c
+    row_mask = m_ok[:, None] & (jj < K)[None, :]
+    k_idx = tl.minimum(mi[:, None] * STRIDE + jj[None, :] * DIL, BLOCK_K - 1)  # the band's column of tap jj
     for i in range(K):
         hi = ho * STRIDE - PAD + i * DIL
         row_ok = (hi >= 0) & (hi < height)
@@ -193,7 +212,11 @@ def weight_grad_kernel(
             xs = tl.load(x_base + hi * sx_h + k[None, :] * sx_w + c[:, None] * sx_c,
                          mask=row_ok & k_ok[None, :] & c_ok[:, None], other=0.0)  # fmt: skip
             part = _dot(gy, xs, part)
-        tl.store(gw_ptrs + i * K * sgw_c, part.to(gw_ptr.dtype.element_ty), mask=store_mask)
+        if GATHER_B:
+            band = tl.gather(part, k_idx, axis=1)
+            tl.store(row_ptrs + i * K * sgw_c, band.to(gw_ptr.dtype.element_ty), mask=row_mask)
+        else:
+            tl.store(gw_ptrs + i * K * sgw_c, part.to(gw_ptr.dtype.element_ty), mask=store_mask)
 
 
 @triton.autotune(configs=CONFIGS, key=[*_KEY, "sgy_c", "sw_c", "sgx_c"], prune_configs_by=_PRUNE)
@@ -207,7 +230,7 @@ def input_grad_kernel(
     sgx_n, sgx_c, sgx_h, sgx_w,
     K: tl.constexpr, STRIDE: tl.constexpr, PAD: tl.constexpr, DIL: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, M_STEP: tl.constexpr,
-    Q_STEP: tl.constexpr, EVEN_C: tl.constexpr, WIDE: tl.constexpr,
+    Q_STEP: tl.constexpr, EVEN_C: tl.constexpr, WIDE: tl.constexpr, KP: tl.constexpr, GATHER_B: tl.constexpr,
 ):  # fmt: skip
     """gx (N, C, H, W): one program per (sample, group, input row, block of Q_STEP input columns q), summing over
     the kernel rows i that reach the row from an output row (s divides row + p - i*d) the products
@@ -231,6 +254,10 @@ def input_grad_kernel(
     gx_base = gx_ptr + n * sgx_n + c0 * sgx_c + hi * sgx_h
     w_base = w_ptr + n * sw_n + (g * K * K).to(tl.int64) * sw_c
     bt_ptrs = w_base + o[:, None] * sw_w + j * sw_c  # tap (i, j) of output row r: add i * K * sw_c + r * sw_h
+    jj = tl.arange(0, KP)
+    row_ptrs = w_base + o[:, None] * sw_w + jj[None, :] * sw_c
+    row_mask = o_ok[:, None] & (jj < K)[None, :]
+    j_idx = tl.minimum(tl.maximum(j, 0), KP - 1)
     for cb in range(0, group_channels, BLOCK_C):
         c = cb + tl.arange(0, BLOCK_C)
         c_ok = _channel_mask(c, group_channels, EVEN_C)
@@ -241,7 +268,11 @@ def input_grad_kernel(
             if (num % STRIDE == 0) & (ho >= 0) & (ho < height_out):
                 gy = tl.load(gy_base + ho * sgy_h + o[:, None] * sgy_w + c[None, :] * sgy_c,
                              mask=o_ok[:, None] & c_ok[None, :], other=0.0)  # fmt: skip
-                bt = tl.load(bt_ptrs + (i * K * sw_c + ho * sw_h), mask=bt_mask, other=0.0)
+                if GATHER_B:
+                    wrow = tl.load(row_ptrs + (i * K * sw_c + ho * sw_h), mask=row_mask, other=0.0)
+                    bt = tl.where(bt_mask, tl.gather(wrow, j_idx, axis=1), 0.0)
+                else:
+                    bt = tl.load(bt_ptrs + (i * K * sw_c + ho * sw_h), mask=bt_mask, other=0.0)
                 acc = _dot(tl.trans(bt), gy, acc)
         gx_ptrs = gx_base + q[:, None] * sgx_w + c[None, :] * sgx_c
         tl.store(gx_ptrs, acc.to(gx_ptr.dtype.element_ty), mask=q_ok[:, None] & c_ok[None, :])

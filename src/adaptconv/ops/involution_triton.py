@@ -87,6 +87,11 @@ def _channels_innermost(x: Tensor) -> bool:
 FAMILIES = ("band", "pixel", "tile")
 
 
+def kernel_module(family: str):
+    """The module that holds a kernel family's kernels and its ``GPU_CONFIGS`` (benchmarks read them)."""
+    return {"band": _kernels_band, "pixel": _kernels_nhwc, "tile": _kernels}[family]
+
+
 def _family(x: Tensor, weight: Tensor, kernel_size: int, stride: int, dilation: int, config, family: str | None) -> str:
     """Which kernels serve these tensors: 'pixel' where x's channel axis has unit stride (channels_last), else
     'tile'. A ``config`` given by a caller names its family by its keys; ``family`` forces one. The 'band' family
@@ -183,7 +188,7 @@ def involution_aggregate_triton(
     with _device_guard(x):
         if family == "band":
             _launch(_kernels_band.forward_kernel, _band_grid(n * groups, ho, wo, "M_STEP"), config, *args, *strides,
-                    **constants)  # fmt: skip
+                    KP=triton.next_power_of_2(kernel_size), **constants)  # fmt: skip
         elif family == "pixel":
             grid = lambda meta: (n * groups * triton.cdiv(ho * wo, meta["BLOCK_P"]),)  # noqa: E731
             _launch(_kernels_nhwc.forward_kernel, grid, config, *args, *strides, KP=triton.next_power_of_2(kernel_size),
@@ -226,6 +231,7 @@ def involution_aggregate_backward_triton(
     if family == "band":
         # Two launches: the kernel gradient per output row, the input gradient per input row.
         constants = _constants(*window, (grad_out, x, weight, grad_x, grad_w), reach, wide, family)
+        constants["KP"] = triton.next_power_of_2(kernel_size)
         sizes = (group_channels, groups, h, w, ho, wo)
         with _device_guard(x):
             _launch(_kernels_band.weight_grad_kernel, _band_grid(n * groups, ho, wo, "M_STEP"), config,
