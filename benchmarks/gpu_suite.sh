@@ -11,8 +11,9 @@
 # fused:   RedNet-50 with fused kernel generation, and also with its stem recomputed in the backward pass, against
 #          the stored-kernel path, same settings
 # latency: inference at batch 1
-# op:      the aggregation alone at RedNet-50's layer shapes against the copy bandwidth (and the fused-op bench)
-# configs: every tuning configuration of the channels_last kernels at RedNet-50's shapes
+# op:      the aggregation alone at RedNet-50's layer shapes against the copy bandwidth (and the fused-op bench),
+#          then the channels_last kernel families side by side (pixel-block, band)
+# configs: every tuning configuration of the channels_last kernels at RedNet-50's shapes, pixel-block and band
 # profile: one training step of RedNet-50, SCNet-50 and ResNet-50 by kernel category, eager and compiled
 # Each part writes its JSON and Markdown files to OUT_DIR (default benchmarks/results). Kernel tuning results are
 # kept on disk (TRITON_CACHE_AUTOTUNING=1), so a second run of the script does not tune again.
@@ -35,8 +36,11 @@ for part in $parts; do
     fused) bench rednet50+fused rednet50+fused+recompute --name rednet50-variants || status=1 ;;
     latency) bench rednet50 scnet50 --task inference --batch-size 1 --name latency || status=1 ;;
     op) python benchmarks/involution_op.py --out "$out" || status=1
-        python benchmarks/involution_fused.py --out "$out" || status=1 ;;
-    configs) python benchmarks/involution_configs.py --out "$out" || status=1 ;;
+        python benchmarks/involution_fused.py --out "$out" || status=1
+        python benchmarks/involution_op.py --dtype bfloat16 --memory-format channels_last \
+          --impl triton-pixel triton-band --name=-band_vs_pixel --out "$out" || status=1 ;;
+    configs) python benchmarks/involution_configs.py --out "$out" || status=1
+             python benchmarks/involution_configs.py --family band --name=-band --out "$out" || status=1 ;;
     profile) python benchmarks/profile_step.py rednet50 scnet50 resnet50 --out "$out" || status=1
              python benchmarks/profile_step.py rednet50 resnet50 --mode compile --out "$out" || status=1 ;;
     *) echo "unknown part '$part': choose from tests models modes fused latency op configs profile" >&2; exit 2 ;;

@@ -8,7 +8,7 @@ with the copy bandwidth measured in the same run (2 * bytes / time of ``dst.copy
     python benchmarks/involution_op.py [--batch 64] [--dtype float32 bfloat16] [--impl reference triton unfold]
                                        [--layers stem layer1 ...] [--memory-format contiguous channels_last]
 
-Writes benchmarks/results/involution_op-<device>.json and prints a Markdown table.
+Writes benchmarks/results/involution_op[<--name>]-<device>.json and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5, help="untimed runs first (the Triton autotuner runs in these)")
     ap.add_argument("--no-flush", action="store_true", help="keep the L2 cache warm between timed runs")
+    ap.add_argument("--name", default="", help="suffix of the output file")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     if args.repeats < 20:
@@ -112,7 +113,7 @@ def main() -> None:
         copy_GBps=copy_bps / 1e9,
         layers={name: dict(zip(("C", "H", "K", "stride"), LAYERS[name], strict=True)) for name in args.layers},
     )
-    path = write_results("involution_op", dev, meta, rows, args.out)
+    path = write_results(f"involution_op{args.name}", dev, meta, rows, args.out)
     print(f"{meta['device']}, torch {meta['torch']}, triton {meta['triton']}, {meta['date']}, batch {args.batch}, "
           f"copy bandwidth {meta['copy_GBps']:.0f} GB/s; written to {path}")  # fmt: skip
     headers = ["layer", "C", "H", "K", "s", "layout", "dtype", "pass", "impl", "median ms", "GB/s", "% of copy"]

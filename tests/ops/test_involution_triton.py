@@ -373,6 +373,23 @@ def test_cuda_band_kernels_match_reference(shape, dtype):
     check_against_reference([y, gx, gw], x, weight, grad, conf)
 
 
+def _band_configs():
+    from adaptconv.ops import _involution_kernels_band
+
+    return _involution_kernels_band.GPU_CONFIGS
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("config", _band_configs(), ids=lambda c: f"{c.kwargs} warps={c.num_warps}")
+def test_cuda_every_band_configuration(config):
+    # The autotuner may pick any of them; the GATHER_B ones lower tl.gather, which the interpreter does not check.
+    conf = (7, 2, 3, 1)
+    x, weight, grad = make_case(2, 2, 16, 29, 31, *conf, torch.bfloat16, ("channels_last",) * 3, device="cuda")
+    y = involution_triton.involution_aggregate_triton(x, weight, *conf, config=config)
+    gx, gw = involution_triton.involution_aggregate_backward_triton(grad, x, weight, *conf, config=config)
+    check_against_reference([y, gx, gw], x, weight, grad, conf)
+
+
 @pytest.mark.gpu
 def test_cuda_op_runs_the_triton_kernels_and_passes_opcheck():
     x, weight, grad = make_case(2, 2, 16, 9, 11, 7, 2, 3, 1, torch.float32, device="cuda")
