@@ -129,14 +129,18 @@ DTYPE_CASES = [(case, torch.float32) for case in CASES] + [
 ]
 
 
-@pytest.mark.parametrize(("case", "dtype"), DTYPE_CASES, ids=[f"{c}-{str(d)[6:]}" for c, d in DTYPE_CASES])
-def test_interpreted_kernels_match_reference(interpreter, case, dtype):
+def case_inputs(case: str, dtype):
+    """x, weight, grad and the window of one of CASES; layouts vary with the case so that each meets every dtype."""
     n, g, gc, h, w, k, s, p, d = CASES[case]
     p = d * (k - 1) // 2 if p is None else p
-    # Layouts vary with the case so that each meets every dtype.
     layouts = [LAYOUTS[(list(CASES).index(case) + i) % 3] for i in range(3)]
-    x, weight, grad = make_case(n, g, gc, h, w, k, s, p, d, dtype, layouts)
-    check_against_reference(run_interpreted(interpreter, x, weight, grad, (k, s, p, d)), x, weight, grad, (k, s, p, d))
+    return (*make_case(n, g, gc, h, w, k, s, p, d, dtype, layouts), (k, s, p, d))
+
+
+@pytest.mark.parametrize(("case", "dtype"), DTYPE_CASES, ids=[f"{c}-{str(d)[6:]}" for c, d in DTYPE_CASES])
+def test_interpreted_kernels_match_reference(interpreter, case, dtype):
+    x, weight, grad, conf = case_inputs(case, dtype)
+    check_against_reference(run_interpreted(interpreter, x, weight, grad, conf), x, weight, grad, conf)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -176,12 +180,8 @@ BAND_CASES = [(case, (torch.bfloat16, torch.float16)[i % 2]) for i, case in enum
 
 @pytest.mark.parametrize(("case", "dtype"), BAND_CASES, ids=[f"{c}-{str(d)[6:]}" for c, d in BAND_CASES])
 def test_interpreted_band_kernels_match_reference(interpreter, case, dtype):
-    n, g, gc, h, w, k, s, p, d = CASES[case]
-    p = d * (k - 1) // 2 if p is None else p
-    layouts = [LAYOUTS[(list(CASES).index(case) + i) % 3] for i in range(3)]
-    x, weight, grad = make_case(n, g, gc, h, w, k, s, p, d, dtype, layouts)
-    outputs = run_interpreted(interpreter, x, weight, grad, (k, s, p, d), family="band")
-    check_against_reference(outputs, x, weight, grad, (k, s, p, d))
+    x, weight, grad, conf = case_inputs(case, dtype)
+    check_against_reference(run_interpreted(interpreter, x, weight, grad, conf, family="band"), x, weight, grad, conf)
 
 
 @pytest.mark.parametrize(

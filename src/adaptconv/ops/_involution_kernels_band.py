@@ -110,6 +110,21 @@ def _band(m, k, K: tl.constexpr, STRIDE: tl.constexpr, DIL: tl.constexpr, PAD: t
     return j, (num >= 0) & (num <= (K - 1) * DIL) & (num % DIL == 0)
 
 
+@triton.jit
+def _output_tile(m0, width, width_out, K: tl.constexpr, STRIDE: tl.constexpr, PAD: tl.constexpr, DIL: tl.constexpr,
+                 BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, M_STEP: tl.constexpr):  # fmt: skip
+    """The tile of a forward or kernel-gradient program from output column m0: its row index mi, output columns m
+    (valid where m_ok), the input columns k they reach (valid where k_ok), and the band between them (tap column j,
+    on_band, restricted to valid m)."""
+    mi = tl.arange(0, BLOCK_M)
+    m = m0 + mi
+    m_ok = (mi < M_STEP) & (m < width_out)
+    k = m0 * STRIDE - PAD + tl.arange(0, BLOCK_K)
+    k_ok = (k >= 0) & (k < width)
+    j, on_band = _band(m, k, K, STRIDE, DIL, PAD)
+    return mi, m, m_ok, k, k_ok, j, on_band & m_ok[:, None]
+
+
 @triton.autotune(configs=CONFIGS, key=[*_KEY, "sx_c", "sw_c", "sy_c"], prune_configs_by=_PRUNE)
 @triton.heuristics(_STEPS)
 @triton.jit
@@ -130,13 +145,7 @@ def forward_kernel(
         sw_c, sw_h, sw_w = _int64(sw_c), _int64(sw_h), _int64(sw_w)
         sy_c, sy_h, sy_w = _int64(sy_c), _int64(sy_h), _int64(sy_w)
     n, g, ho, m0 = _row_program(tl.program_id(0), groups, height_out, width_out, M_STEP)
-    mi = tl.arange(0, BLOCK_M)
-    m = m0 + mi
-    m_ok = (mi < M_STEP) & (m < width_out)
-    k = m0 * STRIDE - PAD + tl.arange(0, BLOCK_K)  # input columns of the tile
-    k_ok = (k >= 0) & (k < width)
-    j, on_band = _band(m, k, K, STRIDE, DIL, PAD)
-    b_mask = on_band & m_ok[:, None]
+    mi, m, m_ok, k, k_ok, j, b_mask = _output_tile(m0, width, width_out, K, STRIDE, PAD, DIL, BLOCK_M, BLOCK_K, M_STEP)
     c0 = (g * group_channels).to(tl.int64)
     x_base = x_ptr + n * sx_n + c0 * sx_c
     y_base = y_ptr + n * sy_n + c0 * sy_c
@@ -185,19 +194,15 @@ def weight_grad_kernel(
         sx_c, sx_h, sx_w = _int64(sx_c), _int64(sx_h), _int64(sx_w)
         sgw_c, sgw_h, sgw_w = _int64(sgw_c), _int64(sgw_h), _int64(sgw_w)
     n, g, ho, m0 = _row_program(tl.program_id(0), groups, height_out, width_out, M_STEP)
-    mi = tl.arange(0, BLOCK_M)
-    m = m0 + mi
-    m_ok = (mi < M_STEP) & (m < width_out)
-    k = m0 * STRIDE - PAD + tl.arange(0, BLOCK_K)
-    k_ok = (k >= 0) & (k < width)
-    j, on_band = _band(m, k, K, STRIDE, DIL, PAD)
-    store_mask = on_band & m_ok[:, None]
+    mi, m, m_ok, k, k_ok, j, store_mask = _output_tile(m0, width, width_out, K, STRIDE, PAD, DIL, BLOCK_M, BLOCK_K,
+                                                        M_STEP)  # fmt: skip
     c0 = (g * group_channels).to(tl.int64)
     gy_base = gy_ptr + n * sgy_n + c0 * sgy_c + ho * sgy_h
     x_base = x_ptr + n * sx_n + c0 * sx_c
-    gw_ptrs = gw_ptr + n * sgw_n + (g * K * K).to(tl.int64) * sgw_c + ho * sgw_h + m[:, None] * sgw_w + j * sgw_c
+    gw_pix = gw_ptr + n * sgw_n + (g * K * K).to(tl.int64) * sgw_c + ho * sgw_h + m[:, None] * sgw_w
+    gw_ptrs = gw_pix + j * sgw_c
     jj = tl.arange(0, KP)
-    row_ptrs = gw_ptr + n * sgw_n + (g * K * K).to(tl.int64) * sgw_c + ho * sgw_h + m[:, None] * sgw_w + jj * sgw_c
+    row_ptrs = gw_pix + jj * sgw_c
     row_mask = m_ok[:, None] & (jj < K)[None, :]
     k_idx = tl.minimum(mi[:, None] * STRIDE + jj[None, :] * DIL, BLOCK_K - 1)  # the band's column of tap jj
     for i in range(K):
