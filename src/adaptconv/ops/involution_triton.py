@@ -212,7 +212,8 @@ def involution_aggregate_backward_triton(
     config: triton.Config | None = None,
     family: str | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """(grad_x, grad_weight) of the aggregation for grad_out (N, C, H_out, W_out), in Triton, in one kernel.
+    """(grad_x, grad_weight) of the aggregation for grad_out (N, C, H_out, W_out), in Triton: one kernel launch (two
+    for the band family).
 
     Shapes, dtypes and memory formats as ``adaptconv::involution_aggregate_backward``'s reference: grad_x like x,
     grad_weight like weight. grad_out may have any strides (stride 0 for the gradient of a sum, too).
