@@ -21,10 +21,10 @@ IMPLEMENTATIONS = {
     "unfold": (involution_aggregate_unfold, None),  # its backward is autograd's
 }
 # One family of Triton kernels, whatever the dispatch would choose (the band family takes float16/bfloat16 only).
-for _family in involution_triton.FAMILIES:
-    IMPLEMENTATIONS[f"triton-{_family}"] = tuple(
-        functools.partial(f, family=_family) for f in IMPLEMENTATIONS["triton"]
-    )
+IMPLEMENTATIONS |= {
+    f"triton-{family}": tuple(functools.partial(f, family=family) for f in IMPLEMENTATIONS["triton"])
+    for family in involution_triton.FAMILIES
+}
 
 
 def aggregation_step(impl: str, x: torch.Tensor, weight: torch.Tensor, conf: tuple, backward: bool) -> Callable:

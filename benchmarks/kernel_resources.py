@@ -56,8 +56,7 @@ def recorded_calls(layer: str, batch: int, dtype: torch.dtype, layout: str, fami
     x, w, gy, conf = layer_case(layer, batch, dtype, layout, "cpu", fill=torch.empty)
     family = involution_triton._family(x, w, conf[0], conf[1], conf[3], None, family)
     module = involution_triton.kernel_module(family)
-    names = ["forward_kernel", "weight_grad_kernel", "input_grad_kernel"] if family == "band" else \
-        ["forward_kernel", "backward_kernel"]  # fmt: skip
+    names = module.KERNELS
     recorders = {name: _Recorder(getattr(module, name)) for name in names}
     saved = {name: getattr(module, name) for name in names}
     try:
@@ -82,7 +81,7 @@ def compile_config(autotuner, args: tuple, kwargs: dict, config: triton.Config) 
         fn = fn.fn
     signature, constexprs, attrs = {}, {}, {}
     for i, param in enumerate(fn.params):
-        v = values[param.name] if param.name in values else param.default  # a default constexpr
+        v = values[param.name]
         if param.is_constexpr or (isinstance(v, int) and not isinstance(v, bool) and v == 1):
             signature[param.name], constexprs[(i,)] = "constexpr", v
         elif isinstance(v, torch.Tensor):

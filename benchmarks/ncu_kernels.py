@@ -60,8 +60,8 @@ def summarise(details: Path, out: Path) -> Path:
                 name = f"{r['Metric Name']} [{r['Metric Unit']}]" if r["Metric Unit"] else r["Metric Name"]
                 row[name] = float(r["Metric Value"].replace(",", ""))
     rows = [launches[k] for k in sorted(launches, key=int)]
-    # Each case runs its family's kernels twice (the band family has three, the others two), in CASES' order.
-    cases = [case for case in CASES for _ in range(2 * (3 if case[1] == "band" else 2))]
+    # Each case runs its family's kernels twice, in CASES' order.
+    cases = [case for case in CASES for _ in range(2 * len(involution_triton.kernel_module(case[1]).KERNELS))]
     for row, case in zip(rows, cases + [None] * (len(rows) - len(cases)), strict=False):
         row["case"] = None if case is None else "/".join(map(str, case))
     return write_results("ncu_kernels", "cuda", dict(source=details.name, cases=CASES), rows, out)

@@ -96,6 +96,9 @@ def _tile_config(block_h: int, block_w: int, warps: int) -> triton.Config:
 GPU_CONFIGS = [_tile_config(*t) for t in [(4, 16, 4), (2, 32, 4), (4, 32, 8), (4, 32, 4), (2, 64, 4), (8, 32, 8),
                                           (8, 16, 4), (8, 8, 2), (16, 8, 4)]]  # fmt: skip
 CONFIGS = tuning_configs(GPU_CONFIGS, _tile_config(8, 16, 1))
+#: the kernels an aggregation and its backward launch, in order
+KERNELS = ("forward_kernel", "backward_kernel")
+# The autotuners' key: the shape and window (each family adds the strides that tell layouts apart).
 _KEY = ["group_channels", "groups", "height", "width", "height_out", "width_out", "K", "STRIDE", "PAD", "DIL"]
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from ._involution_kernels import INTERPRETED, _channel_mask, _int64, tuning_configs
+from ._involution_kernels import _KEY, INTERPRETED, _channel_mask, _int64, tuning_configs
 
 
 def output_step(block_m: int, block_k: int, kernel_size: int, stride: int, dilation: int) -> int:
@@ -43,10 +43,9 @@ def input_step(block_m: int, block_k: int, kernel_size: int, stride: int, dilati
     return min(block_m, (block_k - 2) * stride - (kernel_size - 1) * dilation + 1)
 
 
-_STEPS = {
-    "M_STEP": lambda a: output_step(a["BLOCK_M"], a["BLOCK_K"], a["K"], a["STRIDE"], a["DIL"]),
-    "Q_STEP": lambda a: input_step(a["BLOCK_M"], a["BLOCK_K"], a["K"], a["STRIDE"], a["DIL"]),
-}
+# The column step of each kernel's programs, derived from its configuration and window (triton.heuristics).
+_OUTPUT_STEP = {"M_STEP": lambda a: output_step(a["BLOCK_M"], a["BLOCK_K"], a["K"], a["STRIDE"], a["DIL"])}
+_INPUT_STEP = {"Q_STEP": lambda a: input_step(a["BLOCK_M"], a["BLOCK_K"], a["K"], a["STRIDE"], a["DIL"])}
 
 
 def usable(config: triton.Config, kernel_size: int, stride: int, dilation: int) -> bool:
@@ -75,7 +74,8 @@ GPU_CONFIGS = [
 ]
 CONFIGS = tuning_configs(GPU_CONFIGS, _config(32, 64, 4))
 _PRUNE = {"early_config_prune": _prune}
-_KEY = ["group_channels", "groups", "height", "width", "height_out", "width_out", "K", "STRIDE", "PAD", "DIL"]
+#: the kernels an aggregation and its backward launch, in order
+KERNELS = ("forward_kernel", "weight_grad_kernel", "input_grad_kernel")
 
 
 # Triton's interpreter multiplies bfloat16 operands of tl.dot as raw bits: there, products are taken in float32.
@@ -126,7 +126,7 @@ def _output_tile(m0, width, width_out, K: tl.constexpr, STRIDE: tl.constexpr, PA
 
 
 @triton.autotune(configs=CONFIGS, key=[*_KEY, "sx_c", "sw_c", "sy_c"], prune_configs_by=_PRUNE)
-@triton.heuristics(_STEPS)
+@triton.heuristics(_OUTPUT_STEP)
 @triton.jit
 def forward_kernel(
     x_ptr, w_ptr, y_ptr,
@@ -136,7 +136,7 @@ def forward_kernel(
     sy_n, sy_c, sy_h, sy_w,
     K: tl.constexpr, STRIDE: tl.constexpr, PAD: tl.constexpr, DIL: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, M_STEP: tl.constexpr,
-    Q_STEP: tl.constexpr, EVEN_C: tl.constexpr, WIDE: tl.constexpr, KP: tl.constexpr, GATHER_B: tl.constexpr,
+    EVEN_C: tl.constexpr, WIDE: tl.constexpr, KP: tl.constexpr, GATHER_B: tl.constexpr,
 ):  # fmt: skip
     """y (N, C, H_out, W_out) from x (N, C, H, W) and the kernels w (N, G*K*K, H_out, W_out): one program per
     (sample, group, output row, block of M_STEP output columns)."""
@@ -175,7 +175,7 @@ def forward_kernel(
 
 
 @triton.autotune(configs=CONFIGS, key=[*_KEY, "sgy_c", "sx_c", "sgw_c"], prune_configs_by=_PRUNE)
-@triton.heuristics(_STEPS)
+@triton.heuristics(_OUTPUT_STEP)
 @triton.jit
 def weight_grad_kernel(
     gy_ptr, x_ptr, gw_ptr,
@@ -185,7 +185,7 @@ def weight_grad_kernel(
     sgw_n, sgw_c, sgw_h, sgw_w,
     K: tl.constexpr, STRIDE: tl.constexpr, PAD: tl.constexpr, DIL: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, M_STEP: tl.constexpr,
-    Q_STEP: tl.constexpr, EVEN_C: tl.constexpr, WIDE: tl.constexpr, KP: tl.constexpr, GATHER_B: tl.constexpr,
+    EVEN_C: tl.constexpr, WIDE: tl.constexpr, KP: tl.constexpr, GATHER_B: tl.constexpr,
 ):  # fmt: skip
     """gw (N, G*K*K, H_out, W_out): gw[i*K + j, h, m] = sum_c gy[c, h, m] * x[c, h*s + i*d - p, m*s + j*d - p], the
     band of the product gy_row @ x_row^T per kernel row; programs as in the forward."""
@@ -225,7 +225,7 @@ def weight_grad_kernel(
 
 
 @triton.autotune(configs=CONFIGS, key=[*_KEY, "sgy_c", "sw_c", "sgx_c"], prune_configs_by=_PRUNE)
-@triton.heuristics(_STEPS)
+@triton.heuristics(_INPUT_STEP)
 @triton.jit
 def input_grad_kernel(
     gy_ptr, w_ptr, gx_ptr,
@@ -234,8 +234,8 @@ def input_grad_kernel(
     sw_n, sw_c, sw_h, sw_w,
     sgx_n, sgx_c, sgx_h, sgx_w,
     K: tl.constexpr, STRIDE: tl.constexpr, PAD: tl.constexpr, DIL: tl.constexpr,
-    BLOCK_C: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, M_STEP: tl.constexpr,
-    Q_STEP: tl.constexpr, EVEN_C: tl.constexpr, WIDE: tl.constexpr, KP: tl.constexpr, GATHER_B: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, Q_STEP: tl.constexpr,
+    EVEN_C: tl.constexpr, WIDE: tl.constexpr, KP: tl.constexpr, GATHER_B: tl.constexpr,
 ):  # fmt: skip
     """gx (N, C, H, W): one program per (sample, group, input row, block of Q_STEP input columns q), summing over
     the kernel rows i that reach the row from an output row (s divides row + p - i*d) the products

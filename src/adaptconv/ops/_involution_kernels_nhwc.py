@@ -23,7 +23,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from ._involution_kernels import _backward_bases, _channel_mask, _int64, tuning_configs
+from ._involution_kernels import _KEY, _backward_bases, _channel_mask, _int64, tuning_configs
 
 
 @triton.jit
@@ -66,7 +66,8 @@ GPU_CONFIGS = [
     for defer in (False, True)
 ]
 CONFIGS = tuning_configs(GPU_CONFIGS, triton.Config({"BLOCK_P": 64, "DEFER_TAP_SUM": True}, num_warps=4))
-_KEY = ["group_channels", "groups", "height", "width", "height_out", "width_out", "K", "STRIDE", "PAD", "DIL"]
+#: the kernels an aggregation and its backward launch, in order
+KERNELS = ("forward_kernel", "backward_kernel")
 
 
 @triton.autotune(configs=CONFIGS, key=[*_KEY, "sx_c", "sw_c", "sy_c"])

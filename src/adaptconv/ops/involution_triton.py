@@ -134,14 +134,18 @@ def _device_guard(t: Tensor):
 
 def _constants(group_channels: int, kernel_size: int, stride: int, padding: int, dilation: int,
                tensors: tuple[Tensor, ...], reach: int, wide: bool | None, family: str = "tile") -> dict:  # fmt: skip
-    """The compile-time arguments every kernel takes: the window, the channel chunk, and WIDE (int64 offsets inside
-    a sample: decided from ``tensors`` and ``reach`` as in ``_needs_int64``, unless ``wide`` says)."""
+    """The compile-time arguments the kernels of ``family`` take: the window, the channel chunk, WIDE (int64 offsets
+    inside a sample: decided from ``tensors`` and ``reach`` as in ``_needs_int64``, unless ``wide`` says), and for
+    the pixel-block and band kernels KP, the taps of a kernel row padded to a power of two."""
     block_c = _block_channels(group_channels)
     if family == "band":  # tl.dot needs at least 16 along each axis: narrower groups are padded (masked) to 16
         block_c = max(block_c, 16)
     wide = _needs_int64(tensors, reach) if wide is None else wide
-    return dict(K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation, BLOCK_C=block_c,
-                EVEN_C=group_channels % block_c == 0, WIDE=wide)  # fmt: skip
+    constants = dict(K=kernel_size, STRIDE=stride, PAD=padding, DIL=dilation, BLOCK_C=block_c,
+                     EVEN_C=group_channels % block_c == 0, WIDE=wide)  # fmt: skip
+    if family != "tile":
+        constants["KP"] = triton.next_power_of_2(kernel_size)
+    return constants
 
 
 def _tile_grid(sample_groups: int, grid_h: int, grid_w: int):
@@ -188,11 +192,10 @@ def involution_aggregate_triton(
     with _device_guard(x):
         if family == "band":
             _launch(_kernels_band.forward_kernel, _band_grid(n * groups, ho, wo, "M_STEP"), config, *args, *strides,
-                    KP=triton.next_power_of_2(kernel_size), **constants)  # fmt: skip
+                    **constants)  # fmt: skip
         elif family == "pixel":
             grid = lambda meta: (n * groups * triton.cdiv(ho * wo, meta["BLOCK_P"]),)  # noqa: E731
-            _launch(_kernels_nhwc.forward_kernel, grid, config, *args, *strides, KP=triton.next_power_of_2(kernel_size),
-                    **constants)  # fmt: skip
+            _launch(_kernels_nhwc.forward_kernel, grid, config, *args, *strides, **constants)
         else:
             _launch(
                 _kernels.forward_kernel, _tile_grid(n * groups, ho, wo), config, *args, ho, wo, *strides, **constants
@@ -232,7 +235,6 @@ def involution_aggregate_backward_triton(
     if family == "band":
         # Two launches: the kernel gradient per output row, the input gradient per input row.
         constants = _constants(*window, (grad_out, x, weight, grad_x, grad_w), reach, wide, family)
-        constants["KP"] = triton.next_power_of_2(kernel_size)
         sizes = (group_channels, groups, h, w, ho, wo)
         with _device_guard(x):
             _launch(_kernels_band.weight_grad_kernel, _band_grid(n * groups, ho, wo, "M_STEP"), config,
@@ -251,7 +253,7 @@ def involution_aggregate_backward_triton(
             _launch(
                 _kernels_nhwc.backward_kernel, grid, config,
                 *tensors, group_channels, groups, h, w, ho, wo, *(st for t in tensors for st in t.stride()),
-                KP=triton.next_power_of_2(kernel_size), **_constants(*window, tensors, reach, wide),
+                **_constants(*window, tensors, reach, wide, family),
             )  # fmt: skip
         return grad_x, grad_w
     # A group wider than one channel chunk sums its partial kernel gradients in memory: keep those in float32.
