@@ -18,9 +18,10 @@ def _fresh_dynamo():
     torch._dynamo.reset()
 
 
-def _outputs_and_grads(model, x: torch.Tensor, train: bool) -> torch.Tensor:
-    """The model's output and every parameter's gradient (of the output's mean square), as one flat tensor."""
-    model.train(train)
+def _outputs_and_grads(model, x: torch.Tensor) -> torch.Tensor:
+    """In train mode, the model's output and every parameter's gradient (of the output's mean square), as one flat
+    tensor."""
+    model.train()
     for p in model.parameters():
         p.grad = None
     y = model(x)
@@ -42,7 +43,7 @@ def test_compiles_in_one_graph(name):
     with torch.no_grad():
         assert rel_error(compiled(x), model(x)) < 1e-5
     if name.startswith("rednet"):  # the backward runs adaptconv::involution_aggregate_backward
-        assert rel_error(_outputs_and_grads(compiled, x, True), _outputs_and_grads(model, x, True)) < 1e-5
+        assert rel_error(_outputs_and_grads(compiled, x), _outputs_and_grads(model, x)) < 1e-5
 
 
 # Inductor's compilation of one model's training graph took 65 s (rednet26) and 97 s (scnet50_v1d) on the H100 with
@@ -63,7 +64,7 @@ def test_inductor_on_gpu(name):
     model = damp_residuals(randomize_norms(adaptconv.create_model(name, num_classes=10), x)).cuda()
     reference = copy.deepcopy(model).double()
     x = x.cuda()
-    exact = _outputs_and_grads(reference, x.double(), True)
-    eager = _outputs_and_grads(model, x, True)
-    compiled = _outputs_and_grads(torch.compile(model, backend="inductor", fullgraph=True), x, True)
+    exact = _outputs_and_grads(reference, x.double())
+    eager = _outputs_and_grads(model, x)
+    compiled = _outputs_and_grads(torch.compile(model, backend="inductor", fullgraph=True), x)
     assert rel_error(compiled, exact) <= 10 * rel_error(eager, exact) + 5e-3
