@@ -49,6 +49,13 @@ def _describe(config) -> str:
     return " ".join(f"{k}={v}" for k, v in config.kwargs.items()) + f" warps={config.num_warps}"
 
 
+def timed_configs(layout: str, family: str | None, given: list | None) -> list:
+    """The configurations to time: ``given``, else the GPU_CONFIGS of ``family`` (default: the layout's family). The
+    launchers tell a configuration's family by its keys, so band or spatial-tile ones run those kernels."""
+    family = family or ("pixel" if layout == "channels_last" else "tile")
+    return given or kernel_module(family).GPU_CONFIGS
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layout", default="channels_last", choices=["contiguous", "channels_last"])
@@ -63,8 +70,7 @@ def main() -> None:
     args = ap.parse_args()
     if not torch.cuda.is_available():
         ap.error("needs a CUDA device (the configurations are GPU tile shapes)")
-    family = args.family or ("pixel" if args.layout == "channels_last" else "tile")
-    configs = args.config or kernel_module(family).GPU_CONFIGS
+    configs = timed_configs(args.layout, args.family, args.config)
     dtype = getattr(torch, args.dtype)
     flush = torch.empty(2**28, dtype=torch.uint8, device="cuda").zero_
     rows = []

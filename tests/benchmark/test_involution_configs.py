@@ -30,3 +30,20 @@ def test_layer_case_shapes_and_layout(layer, out_hw):
     assert x.shape == (2, c, h, h) and gy.shape == (2, c, out_hw, out_hw)
     assert w.shape == (2, c // GROUP_CHANNELS * k * k, out_hw, out_hw)
     assert all(t.is_contiguous(memory_format=torch.channels_last) for t in (x, w, gy))
+
+
+def test_timed_configurations_follow_layout_family_and_given_list():
+    from involution_configs import _parse_config, timed_configs
+
+    from adaptconv.ops import _involution_kernels, _involution_kernels_band, _involution_kernels_nhwc
+
+    assert timed_configs("channels_last", None, None) == _involution_kernels_nhwc.GPU_CONFIGS
+    assert timed_configs("contiguous", None, None) == _involution_kernels.GPU_CONFIGS
+    assert timed_configs("channels_last", "band", None) == _involution_kernels_band.GPU_CONFIGS
+    given = [_parse_config("BLOCK_M=16,BLOCK_K=32,GATHER_B=True,warps=4")]
+    assert timed_configs("channels_last", "pixel", given) == given
+    # what the launchers then run: the family named by the keys
+    x = torch.empty(1, 16, 5, 5).contiguous(memory_format=torch.channels_last).bfloat16()
+    w = torch.empty(1, 9, 5, 5).contiguous(memory_format=torch.channels_last).bfloat16()
+    families = {involution_triton._family(x, w, 3, 1, 1, c, None) for c in _involution_kernels_band.GPU_CONFIGS}
+    assert families == {"band"}
