@@ -7,7 +7,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from ._checks import check_feature_map, check_kernel_size, check_positive_int
-from ._layers import LayerType, conv_norm_act
+from ._layers import LayerType, StrideAvgPool2d, conv_norm_act
 from .involution_aggregate import involution_aggregate
 from .involution_fused import involution_fused
 
@@ -81,9 +81,7 @@ class Involution2d(nn.Module):
         self.padding = dilation * (kernel_size - 1) // 2
         self.groups = channels // group_channels
         self.fused = fused
-        self.avgpool = (
-            nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False) if stride > 1 else nn.Identity()
-        )
+        self.avgpool = StrideAvgPool2d(stride) if stride > 1 else nn.Identity()
         self.reduce = conv_norm_act(channels, channels // reduction, 1, norm_layer=norm_layer, act_layer=act_layer)
         self.span = nn.Conv2d(channels // reduction, kernel_size * kernel_size * self.groups, 1, bias=True)
 

@@ -1,0 +1,124 @@
+"""The most any aggregation kernel can give RedNet: the model, in the same run, with an aggregation that costs
+(almost) nothing, and with kernel generation's last conv and the aggregation both costing nothing.
+
+    python benchmarks/free_aggregation.py [--models rednet50] [--modes eager reduce-overhead]
+                                          [--tasks train inference] [--levels aggregation generation]
+
+Measures the baseline ResNet and the model as ``adaptconv benchmark`` does (bf16 autocast, channels_last, batch
+128 train / 256 inference), then the model again with stand-ins that only write zero-filled outputs:
+
+- ``aggregation``: the CUDA kernels of the aggregation op and of its backward write zeros (y; the gradients of x
+  and of the kernels). A real kernel must also read x and the kernels, so the stand-in is faster than any kernel
+  can be: its img/s bounds the model's speed with the present kernel generation and layers around it.
+- ``generation``: the fused layer (``+fused``: span conv and aggregation in one op, the kernels never stored)
+  replaced by an op that writes zeros forward and backward: what a fused kernel that made the span conv and the
+  aggregation free would give, i.e. the speed of the rest of the model (pool, reducing conv, norm, activation,
+  the 1x1 convs and norms of the bottlenecks, the stem, the head).
+
+Writes benchmarks/results/free_aggregation<name>-cuda.json and a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from _common import RESULTS, markdown_table, write_results
+
+from adaptconv.benchmark import MODES, Setting, environment, measure, run
+from adaptconv.ops import involution
+from adaptconv.ops.involution_aggregate import _empty_like_layout, involution_output_size
+
+
+def _zeros(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """Zeros in ``like``'s layout, as the op's fake implementation describes its outputs."""
+    return _empty_like_layout(shape, like, like.dtype).zero_()
+
+
+def _free_forward(x, weight, kernel_size, stride, padding, dilation):
+    h, w = involution_output_size(x.shape[2], x.shape[3], kernel_size, stride, padding, dilation)
+    return _zeros((x.shape[0], x.shape[1], h, w), x)
+
+
+def _free_backward(grad_out, x, weight, kernel_size, stride, padding, dilation):
+    return _zeros(tuple(x.shape), x), _zeros(tuple(weight.shape), weight)
+
+
+@torch.library.custom_op("adaptconv_bench::free_generation", mutates_args=())
+def _free_generation(x: torch.Tensor, reduced: torch.Tensor, span_weight: torch.Tensor, span_bias: torch.Tensor,
+                     kernel_size: int, stride: int, padding: int, dilation: int) -> torch.Tensor:  # fmt: skip
+    return _free_forward(x, None, kernel_size, stride, padding, dilation)
+
+
+@_free_generation.register_fake
+def _(x, reduced, span_weight, span_bias, kernel_size, stride, padding, dilation):
+    n, c = x.shape[:2]
+    return _empty_like_layout((n, c, reduced.shape[2], reduced.shape[3]), x, x.dtype)
+
+
+def _free_generation_backward(ctx, grad_out: torch.Tensor):
+    return *(_zeros(tuple(t.shape), t) for t in ctx.saved_tensors), None, None, None, None
+
+
+def _save_inputs(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*inputs[:4])
+
+
+_free_generation.register_autograd(_free_generation_backward, setup_context=_save_inputs)
+
+
+def use_free_generation() -> None:
+    """From now on ``Involution2d(fused=True)`` runs :func:`_free_generation` (for the rest of the process)."""
+    involution.involution_fused = _free_generation
+
+
+def use_free_aggregation() -> None:
+    """From now on the aggregation op and its backward write zeros on CUDA (for the rest of the process)."""
+    torch.library.register_kernel("adaptconv::involution_aggregate", "cuda", _free_forward)
+    torch.library.register_kernel("adaptconv::involution_aggregate_backward", "cuda", _free_backward)
+
+
+#: what is made free -> (the switch, the model variant it applies to); aggregation first: the switches stay on
+LEVELS = {"aggregation": (use_free_aggregation, ""), "generation": (use_free_generation, "+fused")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=["rednet50"])
+    ap.add_argument("--tasks", nargs="+", default=["train", "inference"], choices=["train", "inference"])
+    ap.add_argument("--modes", nargs="+", default=["eager"], choices=MODES)
+    ap.add_argument("--levels", nargs="+", default=list(LEVELS), choices=LEVELS)
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--name", default="", help="suffix of the results file's name")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("free_aggregation.py replaces the CUDA kernels: it needs a GPU")
+    batches = dict(train=128, inference=256)
+    todo = [Setting(m, t, batches[t], "bf16", "channels_last", mode)
+            for m in args.models for t in args.tasks for mode in args.modes]  # fmt: skip
+    rows = run(todo, "cuda", repeats=args.repeats)
+    for level in args.levels:
+        LEVELS[level][0]()
+        for row, s in zip(rows, todo, strict=True):
+            print(f"measuring {s.model} {s.task} {s.mode} with free {level}")
+            free = measure(replace(s, model=s.model + LEVELS[level][1]), "cuda", args.repeats)
+            ratio = free["img_s"] / row["baseline_img_s"] if free["img_s"] and row["baseline_img_s"] else None
+            row.update({f"free_{level}_{k}": free[k] for k in ("ms", "img_s", "peak_mib", "error")})
+            row[f"free_{level}_speed_ratio"] = ratio
+    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    print(markdown_table(
+        ["model", "task", "mode", "baseline img/s", "model img/s (x)",
+         *(f"free {level} img/s (x)" for level in args.levels)],
+        [[r["model"], r["task"], r["mode"], fmt(r["baseline_img_s"], ".0f"),
+          f"{fmt(r['img_s'], '.0f')} ({fmt(r['speed_ratio'], '.2f')})",
+          *(f"{fmt(r[f'free_{lv}_img_s'], '.0f')} ({fmt(r[f'free_{lv}_speed_ratio'], '.2f')})"
+            for lv in args.levels)] for r in rows]))  # fmt: skip
+    meta = dict(**environment("cuda"), repeats=args.repeats, dtype="bf16", layout="channels_last")
+    print("written to", write_results("free_aggregation" + args.name, "cuda", meta, rows, args.out))
+
+
+if __name__ == "__main__":
+    main()
