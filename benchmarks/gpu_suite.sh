@@ -2,6 +2,7 @@
 # The GPU measurements behind the README's "Speed" section, in one command (run from the repository root):
 #
 #     bash benchmarks/gpu_suite.sh [OUT_DIR] [PART ...]    # parts: tests models modes fused latency op configs profile
+#                                                       bound
 #                                                       (default: all)
 #
 # tests:   the GPU tests (pytest -m gpu; one tile shape a kernel, see tests/conftest.py), log in OUT_DIR/gpu_tests.log
@@ -15,13 +16,15 @@
 #          then the channels_last kernel families side by side (pixel-block, band)
 # configs: every tuning configuration of the channels_last kernels at RedNet-50's shapes, pixel-block and band
 # profile: one training step of RedNet-50, SCNet-50 and ResNet-50 by kernel category, eager and compiled
+# bound:   RedNet-50 with an aggregation (and span conv + aggregation) that costs nothing, eager and with CUDA
+#          graphs, each task in its own process (a file each); the stride pool's two implementations
 # Each part writes its JSON and Markdown files to OUT_DIR (default benchmarks/results). Kernel tuning results are
 # kept on disk (TRITON_CACHE_AUTOTUNING=1), so a second run of the script does not tune again.
 set -uo pipefail
 out=${1:-benchmarks/results}
 mkdir -p "$out"
 shift || true
-parts=${*:-tests models modes fused latency op configs profile}
+parts=${*:-tests models modes fused latency op configs profile bound}
 export TRITON_CACHE_AUTOTUNING=1 PYTHONUNBUFFERED=1
 bench() { python -m adaptconv.cli.main benchmark "$@" --output "$out" --plot; }
 status=0
@@ -43,7 +46,14 @@ for part in $parts; do
              python benchmarks/involution_configs.py --family band --name=-band --out "$out" || status=1 ;;
     profile) python benchmarks/profile_step.py rednet50 scnet50 resnet50 --out "$out" || status=1
              python benchmarks/profile_step.py rednet50 resnet50 --mode compile --out "$out" || status=1 ;;
-    *) echo "unknown part '$part': choose from tests models modes fused latency op configs profile" >&2; exit 2 ;;
+    bound) python benchmarks/free_aggregation.py --out "$out" || status=1
+           for task in train inference; do
+             python benchmarks/free_aggregation.py --modes reduce-overhead --tasks $task \
+               --name=-reduce-overhead-$task-both --out "$out" || status=1
+           done
+           python benchmarks/stride_pool.py --out "$out" || status=1 ;;
+    *) echo "unknown part '$part': choose from tests models modes fused latency op configs profile bound" >&2
+       exit 2 ;;
   esac
 done
 exit $status
