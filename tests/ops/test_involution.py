@@ -84,3 +84,22 @@ def test_inductor_gradient_on_odd_sizes_with_stride_two():
         grads.append(gx)
     torch._dynamo.reset()
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_compiled_layer_takes_a_second_input_size(device, layout):
+    # A second input size makes torch.compile recompile with symbolic sizes (dynamic shapes). That once
+    # specialised them again inside the op (a layout test that compared strides with sizes) and inductor failed on
+    # the constants left behind ("Cannot convert expression to float"), in train mode.
+    m = Involution2d(64, 7, 2).to(device)
+    compiled = torch.compile(m, fullgraph=True)
+    params = list(m.parameters())
+    for size in [(29, 31), (28, 30)]:
+        x = torch.randn(2, 64, *size, device=device).to(memory_format=layout).requires_grad_(True)
+        outputs = []
+        for f in (compiled, m):
+            y = f(x)
+            outputs.append([y, *torch.autograd.grad(y, [x, *params], torch.ones_like(y))])
+        for got, want in zip(*outputs, strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)

@@ -405,13 +405,14 @@ def test_cuda_op_runs_the_triton_kernels_and_passes_opcheck():
 @pytest.mark.gpu
 @pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("size", [(29, 31), (28, 30)])  # even sides in channels_last: the stride pool's window mean
 @pytest.mark.usefixtures("no_tf32")
-def test_compiled_layer_matches_float64_reference_on_cuda(channels_last, fused):
+def test_compiled_layer_matches_float64_reference_on_cuda(channels_last, fused, size):
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     layer = Involution2d(64, 7, 2, fused=fused).cuda().to(memory_format=fmt)
     reference = Involution2d(64, 7, 2).double()
     reference.load_state_dict(layer.state_dict())
-    x = torch.randn(4, 64, 29, 31, device="cuda").contiguous(memory_format=fmt).requires_grad_(True)
+    x = torch.randn(4, 64, *size, device="cuda").contiguous(memory_format=fmt).requires_grad_(True)
     xr = x.detach().cpu().double().requires_grad_(True)
     y = torch.compile(layer, fullgraph=True)(x)  # fullgraph: a graph break would raise
     yr = reference(xr)
