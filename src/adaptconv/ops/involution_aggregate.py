@@ -47,9 +47,9 @@ def involution_output_size(
 
 def _is_channels_last(t: Tensor) -> bool:
     """Whether new tensors made like ``t`` are channels_last: it has 4 dimensions, its channel axis has unit stride
-    and more than one channel. Decided from the strides alone: ``is_contiguous`` compares the strides with the sizes, which under
-    torch.compile's dynamic shapes (a second input size) specialises the symbolic sizes of the backward graph's
-    tensors, whose strides are concrete, and inductor then failed on the constants left behind."""
+    and more than one channel. Decided from the strides alone: ``is_contiguous`` compares the strides with the
+    sizes, which under torch.compile's dynamic shapes (a second input size) specialises the symbolic sizes of the
+    backward graph's tensors, whose strides are concrete, and inductor then failed on the constants left behind."""
     return t.dim() == 4 and t.stride(1) == 1 and t.shape[1] > 1
 
 
