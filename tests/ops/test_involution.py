@@ -92,6 +92,7 @@ def test_compiled_layer_takes_a_second_input_size(device, layout):
     # A second input size makes torch.compile recompile with symbolic sizes (dynamic shapes). That once
     # specialised them again inside the op (a layout test that compared strides with sizes) and inductor failed on
     # the constants left behind ("Cannot convert expression to float"), in train mode.
+    torch._dynamo.reset()  # the first size compiles with static sizes whatever other tests compiled before
     m = Involution2d(64, 7, 2).to(device)
     compiled = torch.compile(m, fullgraph=True)
     params = list(m.parameters())
@@ -103,3 +104,4 @@ def test_compiled_layer_takes_a_second_input_size(device, layout):
             outputs.append([y, *torch.autograd.grad(y, [x, *params], torch.ones_like(y))])
         for got, want in zip(*outputs, strict=True):
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    torch._dynamo.reset()
