@@ -46,8 +46,9 @@ def involution_output_size(
 
 
 def _is_channels_last(t: Tensor) -> bool:
-    """Whether new tensors made like ``t`` are channels_last: it has 4 dimensions, its channel axis has unit stride
-    and more than one channel. Decided from the strides alone: ``is_contiguous`` compares the strides with the
+    """Whether ``t`` counts as channels_last: 4 dimensions, a channel axis of unit stride and more than one
+    channel. New tensors made like it are channels_last, and on CUDA the pixel-block kernels serve it
+    (``involution_triton``). Decided from the strides alone: ``is_contiguous`` compares the strides with the
     sizes, which under torch.compile's dynamic shapes (a second input size) specialises the symbolic sizes of the
     backward graph's tensors, whose strides are concrete, and inductor then failed on the constants left behind."""
     return t.dim() == 4 and t.stride(1) == 1 and t.shape[1] > 1

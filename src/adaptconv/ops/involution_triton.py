@@ -21,6 +21,7 @@ from torch import Tensor
 
 from .involution_aggregate import (
     _empty_like_layout,
+    _is_channels_last,
     involution_aggregate_backward_reference,
     involution_aggregate_reference,
 )
@@ -77,12 +78,6 @@ def _needs_int64(tensors: tuple[Tensor, ...], reach: int) -> bool:
     return False
 
 
-def _channels_innermost(x: Tensor) -> bool:
-    """Whether x's channel axis has unit stride (channels_last): then the pixel-block kernels of
-    ``_involution_kernels_nhwc`` run, else the spatial-tile kernels of ``_involution_kernels``."""
-    return x.stride(1) == 1 and x.shape[1] > 1
-
-
 #: the kernel families, see ``_family``
 FAMILIES = ("band", "pixel", "tile")
 
@@ -101,7 +96,7 @@ def _family(x: Tensor, weight: Tensor, kernel_size: int, stride: int, dilation: 
         keys = config.kwargs
         family = "band" if "BLOCK_M" in keys else "pixel" if "BLOCK_P" in keys else "tile"
     if family is None:
-        return "pixel" if _channels_innermost(x) else "tile"
+        return "pixel" if _is_channels_last(x) else "tile"
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
     if family == "band":
