@@ -31,9 +31,9 @@ def involution_tensors(model: str, batch: int, img_size: int = 224) -> list[dict
     found = []
 
     def record(m: Involution2d, inputs, output) -> None:
-        x = inputs[0]
-        kernels = m.kernels(x)
-        found.append(dict(x=x.numel(), y=output.numel(), kernels=kernels.numel(), reduced=m.reduced(x).numel()))
+        pixels = output.numel() // m.channels  # N * H_out * W_out: the kernels and reduced features are per output
+        found.append(dict(x=inputs[0].numel(), y=output.numel(), kernels=pixels * m.span.out_channels,
+                          reduced=pixels * m.span.in_channels))  # fmt: skip
 
     for m in net.modules():
         if isinstance(m, Involution2d):

@@ -28,6 +28,7 @@ import torch
 from _common import RESULTS, markdown_table, write_results
 
 from adaptconv.benchmark import MODES, Setting, environment, measure, run
+from adaptconv.benchmark.harness import _ratio
 from adaptconv.ops import involution
 from adaptconv.ops.involution_aggregate import _empty_like_layout, involution_output_size
 
@@ -105,9 +106,8 @@ def main() -> None:
         for row, s in zip(rows, todo, strict=True):
             print(f"measuring {s.model} {s.task} {s.mode} with free {level}")
             free = measure(replace(s, model=s.model + LEVELS[level][1]), "cuda", args.repeats)
-            ratio = free["img_s"] / row["baseline_img_s"] if free["img_s"] and row["baseline_img_s"] else None
             row.update({f"free_{level}_{k}": free[k] for k in ("ms", "img_s", "peak_mib", "error")})
-            row[f"free_{level}_speed_ratio"] = ratio
+            row[f"free_{level}_speed_ratio"] = _ratio(free["img_s"], row["baseline_img_s"])
     fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     print(markdown_table(
         ["model", "task", "mode", "baseline img/s", "model img/s (x)",
