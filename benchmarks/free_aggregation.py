@@ -1,8 +1,9 @@
-"""The most any aggregation kernel can give RedNet: the model, in the same run, with an aggregation that costs
-(almost) nothing, and with kernel generation's last conv and the aggregation both costing nothing.
+"""The most faster involution kernels can give RedNet: the model, in the same run, with an aggregation that costs
+(almost) nothing, then with kernel generation's last conv and the aggregation both costing nothing, then with
+whole involution layers costing nothing.
 
     python benchmarks/free_aggregation.py [--models rednet50] [--modes eager reduce-overhead]
-                                          [--tasks train inference] [--levels aggregation generation]
+                                          [--tasks train inference] [--levels aggregation generation involution]
 
 Measures the baseline ResNet and the model as ``adaptconv benchmark`` does (bf16 autocast, channels_last, batch
 128 train / 256 inference), then the model again with stand-ins that only write zero-filled outputs:
@@ -14,8 +15,13 @@ Measures the baseline ResNet and the model as ``adaptconv benchmark`` does (bf16
   replaced by an op that writes zeros forward and backward: what a fused kernel that made the span conv and the
   aggregation free would give, i.e. the speed of the rest of the model (pool, reducing conv, norm, activation,
   the 1x1 convs and norms of the bottlenecks, the stem, the head).
+- ``involution``: every ``Involution2d`` (stride pool, reducing conv, norm, activation, span conv, aggregation)
+  replaced by an op that writes zeros of its output's shape forward and backward: what one kernel fusing the
+  whole layer could give at best. Its parameters then get no gradients (the optimizer skips them), which only
+  loosens the bound. This is the speed of the network around the involutions.
 
-Writes benchmarks/results/free_aggregation<name>-cuda.json and a table.
+The switches stay on for the rest of the process, so the levels run in this order. Writes
+benchmarks/results/free_aggregation<name>-cuda.json and a table.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from _common import RESULTS, markdown_table, write_results
 
 from adaptconv.benchmark import MODES, Setting, environment, measure, run
 from adaptconv.benchmark.harness import _ratio
-from adaptconv.ops import involution
+from adaptconv.ops import Involution2d, involution
 from adaptconv.ops.involution_aggregate import _empty_like_layout, involution_output_size
 
 
@@ -63,16 +69,41 @@ def _free_generation_backward(ctx, grad_out: torch.Tensor):
     return *(_zeros(tuple(t.shape), t) for t in ctx.saved_tensors), None, None, None, None
 
 
-def _save_inputs(ctx, inputs, output) -> None:
-    ctx.save_for_backward(*inputs[:4])
+def _save_tensors(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*(t for t in inputs if isinstance(t, torch.Tensor)))
 
 
-_free_generation.register_autograd(_free_generation_backward, setup_context=_save_inputs)
+_free_generation.register_autograd(_free_generation_backward, setup_context=_save_tensors)
 
 
 def use_free_generation() -> None:
     """From now on ``Involution2d(fused=True)`` runs :func:`_free_generation` (for the rest of the process)."""
     involution.involution_fused = _free_generation
+
+
+@torch.library.custom_op("adaptconv_bench::free_involution", mutates_args=())
+def _free_involution(x: torch.Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> torch.Tensor:
+    return _free_forward(x, None, kernel_size, stride, padding, dilation)
+
+
+@_free_involution.register_fake
+def _(x, kernel_size, stride, padding, dilation):
+    h, w = involution_output_size(x.shape[2], x.shape[3], kernel_size, stride, padding, dilation)
+    return _empty_like_layout((x.shape[0], x.shape[1], h, w), x, x.dtype)
+
+
+def _free_involution_backward(ctx, grad_out: torch.Tensor):
+    (x,) = ctx.saved_tensors
+    return _zeros(tuple(x.shape), x), None, None, None, None
+
+
+_free_involution.register_autograd(_free_involution_backward, setup_context=_save_tensors)
+
+
+def use_free_involution() -> None:
+    """From now on every ``Involution2d`` runs :func:`_free_involution` (for the rest of the process)."""
+    Involution2d.forward = lambda self, x: _free_involution(x, self.kernel_size, self.stride, self.padding,
+                                                            self.dilation)  # fmt: skip
 
 
 def use_free_aggregation() -> None:
@@ -81,8 +112,9 @@ def use_free_aggregation() -> None:
     torch.library.register_kernel("adaptconv::involution_aggregate_backward", "cuda", _free_backward)
 
 
-#: what is made free -> (the switch, the model variant it applies to); aggregation first: the switches stay on
-LEVELS = {"aggregation": (use_free_aggregation, ""), "generation": (use_free_generation, "+fused")}
+#: what is made free -> (the switch, the model variant it applies to), in the order they run (the switches stay on)
+LEVELS = {"aggregation": (use_free_aggregation, ""), "generation": (use_free_generation, "+fused"),
+          "involution": (use_free_involution, "")}  # fmt: skip
 
 
 def main() -> None:
@@ -101,7 +133,7 @@ def main() -> None:
     todo = [Setting(m, t, batches[t], "bf16", "channels_last", mode)
             for m in args.models for t in args.tasks for mode in args.modes]  # fmt: skip
     rows = run(todo, "cuda", repeats=args.repeats)
-    for level in args.levels:
+    for level in [lv for lv in LEVELS if lv in args.levels]:  # in LEVELS' order: the switches stay on
         LEVELS[level][0]()
         for row, s in zip(rows, todo, strict=True):
             print(f"measuring {s.model} {s.task} {s.mode} with free {level}")

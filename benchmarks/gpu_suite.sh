@@ -16,8 +16,8 @@
 #          then the channels_last kernel families side by side (pixel-block, band)
 # configs: every tuning configuration of the channels_last kernels at RedNet-50's shapes, pixel-block and band
 # profile: one training step of RedNet-50, SCNet-50 and ResNet-50 by kernel category, eager and compiled
-# bound:   RedNet-50 with an aggregation (and span conv + aggregation) that costs nothing, eager and with CUDA
-#          graphs, each task in its own process (a file each); the stride pool's two implementations
+# bound:   RedNet-50 with an aggregation, span conv + aggregation, and whole involutions that cost nothing, eager
+#          and with CUDA graphs, each task in its own process (a file each); the stride pool's two implementations
 # Each part writes its JSON and Markdown files to OUT_DIR (default benchmarks/results). Kernel tuning results are
 # kept on disk (TRITON_CACHE_AUTOTUNING=1), so a second run of the script does not tune again.
 set -uo pipefail

@@ -51,3 +51,40 @@ def test_floor_counts_each_involutions_tensors():
     assert one["stored kernels, forward"] == 2 * (10 + 30 + 5)
     assert one["stored kernels, forward + backward"] == 2 * (10 + 30 + 5 + 5 + 20 + 60)
     assert one["fused, forward + backward"] == 2 * (10 + 4 + 5 + 5 + 20 + 8)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_free_involution_op_has_the_layers_output_shape(layout):
+    from free_aggregation import _free_involution
+
+    from adaptconv.ops import Involution2d
+
+    m = Involution2d(32, 7, 2)
+    x = torch.randn(2, 32, 9, 12).to(memory_format=layout).requires_grad_(True)
+    y, ref = _free_involution(x, 7, 2, 3, 1), m(x)
+    assert y.shape == ref.shape and y.stride() == ref.stride() and not y.any()
+    (gx,) = torch.autograd.grad(y.sum(), x)
+    assert gx.shape == x.shape and not gx.any()
+    torch.library.opcheck(_free_involution, (x, 7, 2, 3, 1), test_utils=("test_schema", "test_faketensor"))
+
+
+def test_switches_replace_what_they_name(monkeypatch):
+    import free_aggregation
+
+    from adaptconv.benchmark.harness import create
+    from adaptconv.ops import Involution2d, involution
+
+    # the switches act for the rest of the process: monkeypatch puts the originals back after the test
+    monkeypatch.setattr(involution, "involution_fused", involution.involution_fused)
+    monkeypatch.setattr(Involution2d, "forward", Involution2d.forward)
+    x = torch.randn(2, 3, 64, 64)
+    free_aggregation.use_free_generation()
+    fused = create("rednet26+fused", num_classes=10)
+    fused(x).sum().backward()
+    assert not fused.conv1[1].reduce.conv.weight.grad.any()  # the span conv and aggregation sent back zeros
+    free_aggregation.use_free_involution()
+    model = create("rednet26", num_classes=10)
+    model(x).sum().backward()
+    involution_params = [p for m in model.modules() if isinstance(m, Involution2d) for p in m.parameters()]
+    assert involution_params and all(p.grad is None for p in involution_params)
+    assert model.fc.weight.grad is not None
