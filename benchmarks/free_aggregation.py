@@ -1,9 +1,9 @@
 """The most faster involution kernels can give RedNet: the model, in the same run, with an aggregation that costs
 (almost) nothing, then with kernel generation's last conv and the aggregation both costing nothing, then with
-whole involution layers costing nothing.
+whole involution layers costing nothing, then with each involution only copying its input to its output.
 
     python benchmarks/free_aggregation.py [--models rednet50] [--modes eager reduce-overhead]
-                                          [--tasks train inference] [--levels aggregation generation involution]
+                                          [--tasks train inference] [--levels aggregation generation involution copy]
 
 Measures the baseline ResNet and the model as ``adaptconv benchmark`` does (bf16 autocast, channels_last, batch
 128 train / 256 inference), then the model again with stand-ins that only write zero-filled outputs:
@@ -19,6 +19,11 @@ Measures the baseline ResNet and the model as ``adaptconv benchmark`` does (bf16
   replaced by an op that writes zeros of its output's shape forward and backward: what one kernel fusing the
   whole layer could give at best. Its parameters then get no gradients (the optimizer skips them), which only
   loosens the bound. This is the speed of the network around the involutions.
+- ``copy``: every ``Involution2d`` replaced by the least memory traffic a real layer has: forward, a copy of its
+  input's output-sized sub-grid (all of x at stride 1; at stride 2 only every other row and column, less than a
+  real layer reads), backward, the gradient written into a tensor of the input's shape. Any kernel computing the
+  layer moves at least these bytes, so this level bounds the model's speed with one kernel a layer running at
+  copy bandwidth and doing no arithmetic.
 
 The switches stay on for the rest of the process, so the levels run in this order. Writes
 benchmarks/results/free_aggregation<name>-cuda.json and a table.
@@ -86,8 +91,8 @@ def _free_involution(x: torch.Tensor, kernel_size: int, stride: int, padding: in
     return _free_forward(x, None, kernel_size, stride, padding, dilation)
 
 
-@_free_involution.register_fake
-def _(x, kernel_size, stride, padding, dilation):
+def _involution_output_fake(x, kernel_size, stride, padding, dilation):
+    """The involution layer's output: its shape and ``x``'s layout."""
     h, w = involution_output_size(x.shape[2], x.shape[3], kernel_size, stride, padding, dilation)
     return _empty_like_layout((x.shape[0], x.shape[1], h, w), x, x.dtype)
 
@@ -97,12 +102,45 @@ def _free_involution_backward(ctx, grad_out: torch.Tensor):
     return _zeros(tuple(x.shape), x), None, None, None, None
 
 
+_free_involution.register_fake(_involution_output_fake)
 _free_involution.register_autograd(_free_involution_backward, setup_context=_save_tensors)
 
 
 def use_free_involution() -> None:
     """From now on every ``Involution2d`` runs :func:`_free_involution` (for the rest of the process)."""
     Involution2d.forward = lambda self, x: _free_involution(x, self.kernel_size, self.stride, self.padding,
+                                                            self.dilation)  # fmt: skip
+
+
+@torch.library.custom_op("adaptconv_bench::copy_involution", mutates_args=())
+def _copy_involution(x: torch.Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> torch.Tensor:
+    h, w = involution_output_size(x.shape[2], x.shape[3], kernel_size, stride, padding, dilation)
+    sub = x[:, :, ::stride, ::stride][:, :, :h, :w]
+    return _empty_like_layout((x.shape[0], x.shape[1], h, w), x, x.dtype).copy_(sub)
+
+
+_copy_involution.register_fake(_involution_output_fake)
+
+
+def _copy_involution_backward(ctx, grad_out: torch.Tensor):
+    (x,) = ctx.saved_tensors
+    stride = ctx.stride
+    grad = _zeros(tuple(x.shape), x) if stride > 1 else _empty_like_layout(tuple(x.shape), x, grad_out.dtype)
+    grad[:, :, ::stride, ::stride][:, :, : grad_out.shape[2], : grad_out.shape[3]].copy_(grad_out)
+    return grad, None, None, None, None
+
+
+def _save_input_and_stride(ctx, inputs, output) -> None:
+    ctx.save_for_backward(inputs[0])
+    ctx.stride = inputs[2]
+
+
+_copy_involution.register_autograd(_copy_involution_backward, setup_context=_save_input_and_stride)
+
+
+def use_copy_involution() -> None:
+    """From now on every ``Involution2d`` runs :func:`_copy_involution` (for the rest of the process)."""
+    Involution2d.forward = lambda self, x: _copy_involution(x, self.kernel_size, self.stride, self.padding,
                                                             self.dilation)  # fmt: skip
 
 
@@ -114,7 +152,7 @@ def use_free_aggregation() -> None:
 
 #: what is made free -> (the switch, the model variant it applies to), in the order they run (the switches stay on)
 LEVELS = {"aggregation": (use_free_aggregation, ""), "generation": (use_free_generation, "+fused"),
-          "involution": (use_free_involution, "")}  # fmt: skip
+          "involution": (use_free_involution, ""), "copy": (use_copy_involution, "")}  # fmt: skip
 
 
 def main() -> None:

@@ -88,3 +88,27 @@ def test_switches_replace_what_they_name(monkeypatch):
     involution_params = [p for m in model.modules() if isinstance(m, Involution2d) for p in m.parameters()]
     assert involution_params and all(p.grad is None for p in involution_params)
     assert model.fc.weight.grad is not None
+    free_aggregation.use_copy_involution()
+    layer = Involution2d(32, 7, 2)
+    h = torch.randn(1, 32, 8, 8)
+    torch.testing.assert_close(layer(h), h[:, :, ::2, ::2], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_copy_involution_op_copies_the_output_grid_and_scatters_its_gradient(layout, stride):
+    from free_aggregation import _copy_involution
+
+    from adaptconv.ops import Involution2d
+
+    x = torch.randn(2, 32, 9, 12).to(memory_format=layout).requires_grad_(True)
+    y, ref = _copy_involution(x, 7, stride, 3, 1), Involution2d(32, 7, stride)(x)
+    assert y.shape == ref.shape and y.stride() == ref.stride()
+    torch.testing.assert_close(y, x[:, :, ::stride, ::stride], rtol=0, atol=0)
+    g = torch.randn_like(y)
+    (gx,) = torch.autograd.grad(y, x, g)
+    expected = torch.zeros_like(x)
+    expected[:, :, ::stride, ::stride] = g
+    assert gx.stride() == x.stride()
+    torch.testing.assert_close(gx, expected, rtol=0, atol=0)
+    torch.library.opcheck(_copy_involution, (x, 7, stride, 3, 1))

@@ -86,6 +86,7 @@ def test_inductor_gradient_on_odd_sizes_with_stride_two():
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.usefixtures("no_tf32")
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_compiled_layer_takes_a_second_input_size(device, layout):

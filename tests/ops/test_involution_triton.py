@@ -408,6 +408,9 @@ def test_cuda_op_runs_the_triton_kernels_and_passes_opcheck():
 @pytest.mark.parametrize("size", [(29, 31), (28, 30)])  # even sides in channels_last: the stride pool's window mean
 @pytest.mark.usefixtures("no_tf32")
 def test_compiled_layer_matches_float64_reference_on_cuda(channels_last, fused, size):
+    # Each case compiles Involution2d.forward again (another layout, size or path): without a reset the cases
+    # together pass dynamo's recompile limit, which fullgraph=True turns into an error.
+    torch._dynamo.reset()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     layer = Involution2d(64, 7, 2, fused=fused).cuda().to(memory_format=fmt)
     reference = Involution2d(64, 7, 2).double()
