@@ -2,8 +2,8 @@
 (almost) nothing, then with kernel generation's last conv and the aggregation both costing nothing, then with
 whole involution layers costing nothing, then with each involution only copying its input to its output.
 
-    python benchmarks/free_aggregation.py [--models rednet50] [--modes eager reduce-overhead]
-                                          [--tasks train inference] [--levels aggregation generation involution copy]
+    python benchmarks/free_aggregation.py [--models rednet50] [--modes eager reduce-overhead] [--tasks train inference]
+                                          [--levels aggregation generation involution copy copy_norms]
 
 Measures the baseline ResNet and the model as ``adaptconv benchmark`` does (bf16 autocast, channels_last, batch
 128 train / 256 inference), then the model again with stand-ins that only write zero-filled outputs:
@@ -24,6 +24,10 @@ Measures the baseline ResNet and the model as ``adaptconv benchmark`` does (bf16
   real layer reads), backward, the gradient written into a tensor of the input's shape. Any kernel computing the
   layer moves at least these bytes, so this level bounds the model's speed with one kernel a layer running at
   copy bandwidth and doing no arithmetic.
+- ``copy_norms``: as ``copy``, and the copy also takes the place of the norms and activations just before and just
+  after each involution (in a bottleneck: the copy reads the first 1x1 conv's output, and the last 1x1 conv reads
+  the copy; in the stem likewise between its two convs): the bound of one kernel a layer that also applies those
+  point-wise ops as it loads and stores, at copy speed.
 
 The switches stay on for the rest of the process, so the levels run in this order. Writes
 benchmarks/results/free_aggregation<name>-cuda.json and a table.
@@ -40,6 +44,7 @@ from _common import RESULTS, markdown_table, write_results
 
 from adaptconv.benchmark import MODES, Setting, environment, measure, run
 from adaptconv.benchmark.harness import _ratio
+from adaptconv.models.rednet import InvolutionBottleneck, RedNetStem
 from adaptconv.ops import Involution2d, involution
 from adaptconv.ops.involution_aggregate import _empty_like_layout, involution_output_size
 
@@ -144,6 +149,17 @@ def use_copy_involution() -> None:
                                                             self.dilation)  # fmt: skip
 
 
+def _copy_of(layer: Involution2d, x: torch.Tensor) -> torch.Tensor:
+    return _copy_involution(x, layer.kernel_size, layer.stride, layer.padding, layer.dilation)
+
+
+def use_copy_with_norms() -> None:
+    """From now on every RedNet bottleneck's branch is conv1 -> copy -> (conv3, outside the branch), and the RedNet
+    stem is conv -> copy -> conv block: the norms and activations around each involution are gone with it."""
+    InvolutionBottleneck.branch = lambda self, x: _copy_of(self.conv2, self.conv1(x))
+    RedNetStem.forward = lambda self, x: self[4](_copy_of(self[1], self[0].conv(x)))
+
+
 def use_free_aggregation() -> None:
     """From now on the aggregation op and its backward write zeros on CUDA (for the rest of the process)."""
     torch.library.register_kernel("adaptconv::involution_aggregate", "cuda", _free_forward)
@@ -152,7 +168,8 @@ def use_free_aggregation() -> None:
 
 #: what is made free -> (the switch, the model variant it applies to), in the order they run (the switches stay on)
 LEVELS = {"aggregation": (use_free_aggregation, ""), "generation": (use_free_generation, "+fused"),
-          "involution": (use_free_involution, ""), "copy": (use_copy_involution, "")}  # fmt: skip
+          "involution": (use_free_involution, ""), "copy": (use_copy_involution, ""),
+          "copy_norms": (use_copy_with_norms, "")}  # fmt: skip
 
 
 def main() -> None:

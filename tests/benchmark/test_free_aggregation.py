@@ -72,11 +72,14 @@ def test_switches_replace_what_they_name(monkeypatch):
     import free_aggregation
 
     from adaptconv.benchmark.harness import create
+    from adaptconv.models.rednet import InvolutionBottleneck, RedNetStem
     from adaptconv.ops import Involution2d, involution
 
     # the switches act for the rest of the process: monkeypatch puts the originals back after the test
     monkeypatch.setattr(involution, "involution_fused", involution.involution_fused)
     monkeypatch.setattr(Involution2d, "forward", Involution2d.forward)
+    monkeypatch.setattr(InvolutionBottleneck, "branch", InvolutionBottleneck.branch)
+    monkeypatch.setattr(RedNetStem, "forward", RedNetStem.forward)
     x = torch.randn(2, 3, 64, 64)
     free_aggregation.use_free_generation()
     fused = create("rednet26+fused", num_classes=10)
@@ -92,6 +95,13 @@ def test_switches_replace_what_they_name(monkeypatch):
     layer = Involution2d(32, 7, 2)
     h = torch.randn(1, 32, 8, 8)
     torch.testing.assert_close(layer(h), h[:, :, ::2, ::2], rtol=0, atol=0)
+    free_aggregation.use_copy_with_norms()
+    model = create("rednet26", num_classes=10).eval()
+    block, stem = model.layer2[0], model.conv1
+    with torch.no_grad():
+        h = torch.randn(1, 256, 8, 8)
+        torch.testing.assert_close(block.branch(h), block.conv1(h)[:, :, ::2, ::2], rtol=0, atol=0)
+        torch.testing.assert_close(stem(x), stem[4](stem[0].conv(x)), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("stride", [1, 2])
