@@ -1,12 +1,13 @@
-"""The most faster involution kernels can give RedNet: the model, in the same run, with an aggregation that costs
+"""The most that faster involution kernels can give RedNet: the model, in the same run, with an aggregation that costs
 (almost) nothing, then with kernel generation's last conv and the aggregation both costing nothing, then with
-whole involution layers costing nothing, then with each involution only copying its input to its output.
+whole involution layers costing nothing, then with each involution only copying its input to its output, and
+last with that copy also replacing the norms and activations on each side of it.
 
     python benchmarks/free_aggregation.py [--models rednet50] [--modes eager reduce-overhead] [--tasks train inference]
                                           [--levels aggregation generation involution copy copy_norms]
 
 Measures the baseline ResNet and the model as ``adaptconv benchmark`` does (bf16 autocast, channels_last, batch
-128 train / 256 inference), then the model again with stand-ins that only write zero-filled outputs:
+128 train / 256 inference), then the model again with stand-ins (the first three only write zero-filled outputs):
 
 - ``aggregation``: the CUDA kernels of the aggregation op and of its backward write zeros (y; the gradients of x
   and of the kernels). A real kernel must also read x and the kernels, so the stand-in is faster than any kernel
@@ -143,14 +144,14 @@ def _save_input_and_stride(ctx, inputs, output) -> None:
 _copy_involution.register_autograd(_copy_involution_backward, setup_context=_save_input_and_stride)
 
 
+def _copy_of(layer: Involution2d, x: torch.Tensor) -> torch.Tensor:
+    """``layer``'s stand-in: :func:`_copy_involution` with its geometry."""
+    return _copy_involution(x, layer.kernel_size, layer.stride, layer.padding, layer.dilation)
+
+
 def use_copy_involution() -> None:
     """From now on every ``Involution2d`` runs :func:`_copy_involution` (for the rest of the process)."""
-    Involution2d.forward = lambda self, x: _copy_involution(x, self.kernel_size, self.stride, self.padding,
-                                                            self.dilation)  # fmt: skip
-
-
-def _copy_of(layer: Involution2d, x: torch.Tensor) -> torch.Tensor:
-    return _copy_involution(x, layer.kernel_size, layer.stride, layer.padding, layer.dilation)
+    Involution2d.forward = _copy_of
 
 
 def use_copy_with_norms() -> None:
