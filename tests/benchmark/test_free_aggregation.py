@@ -51,6 +51,7 @@ def test_floor_counts_each_involutions_tensors():
     assert one["stored kernels, forward"] == 2 * (10 + 30 + 5)
     assert one["stored kernels, forward + backward"] == 2 * (10 + 30 + 5 + 5 + 20 + 60)
     assert one["fused, forward + backward"] == 2 * (10 + 4 + 5 + 5 + 20 + 8)
+    assert one["stored kernels, the kernels alone, forward + backward"] == 2 * 5 * 30
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
