@@ -16,6 +16,19 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
 
+def arrange(t: torch.Tensor, layout: str) -> torch.Tensor:
+    """``t`` with the same values in a memory layout: contiguous, channels_last, or strided (no unit stride)."""
+    if layout == "contiguous":
+        return t.contiguous()
+    if layout == "channels_last":
+        return t.contiguous(memory_format=torch.channels_last)
+    # A channel slice of a wider tensor whose H and W are swapped in memory: no dimension has unit stride.
+    n, c, h, w = t.shape
+    wider = torch.zeros(n, c + 3, w, h, dtype=t.dtype, device=t.device).transpose(2, 3)
+    wider[:, 2 : c + 2] = t
+    return wider[:, 2 : c + 2]
+
+
 def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
     """||out - ref|| / ||ref||, computed in float64."""
     out, ref = out.double(), ref.double()

@@ -37,8 +37,18 @@ def test_fused_variant(monkeypatch):
     assert r["error"] is None
     with pytest.raises(ValueError, match=r"unknown variant '\+fast' of rednet26; choose from fused"):
         settings(["rednet26+fast"], ["inference"], {"inference": [1]}, ["fp32"], ["nchw"], ["eager"], 32)
-    with pytest.raises(ValueError, match="'\\+fused' is for the RedNet models, not scnet50"):
+    with pytest.raises(ValueError, match="'\\+fused' is for the rednet models, not scnet50"):
         settings(["scnet50+fused"], ["inference"], {"inference": [1]}, ["fp32"], ["nchw"], ["eager"], 32)
+
+
+def test_unfused_scnet_variant():
+    from adaptconv.ops import SelfCalibratedConv2d
+
+    convs = [m for m in harness.create("scnet50+unfused").modules() if isinstance(m, SelfCalibratedConv2d)]
+    assert convs and not any(m.fused for m in convs)
+    assert all(m.fused for m in harness.create("scnet50").modules() if isinstance(m, SelfCalibratedConv2d))
+    with pytest.raises(ValueError, match="'\\+unfused' is for the scnet models, not rednet26"):
+        settings(["rednet26+unfused"], ["inference"], {"inference": [1]}, ["fp32"], ["nchw"], ["eager"], 32)
 
 
 def test_median_ms_runs_warmup_then_times_each_repeat_after_before():

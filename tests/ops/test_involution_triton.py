@@ -8,15 +8,13 @@ marked gpu) the real kernels run through the custom op, as models and torch.comp
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 import torch
-from helpers import rel_error
+from helpers import arrange, rel_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch._subclasses.fake_tensor import FakeTensorMode
@@ -34,36 +32,6 @@ pytestmark = pytest.mark.skipif(not involution_triton.AVAILABLE, reason="triton 
 
 TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 1e-2}
 LAYOUTS = ["contiguous", "channels_last", "strided"]
-
-
-@pytest.fixture(scope="module")
-def interpreter():
-    """One worker process whose triton interprets kernels: TRITON_INTERPRET=1 is set before it imports triton."""
-    saved = os.environ.get("TRITON_INTERPRET")
-    os.environ["TRITON_INTERPRET"] = "1"
-    try:
-        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        pool.submit(os.getpid).result()  # start the worker while the variable is set
-    finally:
-        if saved is None:
-            del os.environ["TRITON_INTERPRET"]
-        else:
-            os.environ["TRITON_INTERPRET"] = saved
-    with pool:
-        yield pool
-
-
-def arrange(t: torch.Tensor, layout: str) -> torch.Tensor:
-    """``t`` with the same values in a given memory layout."""
-    if layout == "contiguous":
-        return t.contiguous()
-    if layout == "channels_last":
-        return t.contiguous(memory_format=torch.channels_last)
-    # A channel slice of a wider tensor whose H and W are swapped in memory: no dimension has unit stride.
-    n, c, h, w = t.shape
-    wider = torch.zeros(n, c + 3, w, h, dtype=t.dtype, device=t.device).transpose(2, 3)
-    wider[:, 2 : c + 2] = t
-    return wider[:, 2 : c + 2]
 
 
 def make_case(n, groups, group_channels, h, w, k, s, p, d, dtype, layouts=("contiguous",) * 3, device="cpu"):

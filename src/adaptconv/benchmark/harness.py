@@ -29,10 +29,15 @@ MODES = ("eager", "compile", "reduce-overhead")
 TASKS = ("inference", "train")
 
 
-#: model variants, named after a '+' (several may follow each other), as keyword arguments of the model:
-#: ``rednet50+fused`` is RedNet-50 with fused involution kernel generation, ``rednet50+fused+recompute`` also
-#: recomputes its stem in the backward pass
-VARIANTS: dict[str, dict] = {"fused": dict(fused_involution=True), "recompute": dict(recompute_stem=True)}
+#: model variants, named after a '+' (several may follow each other): the model family that has each, and the
+#: keyword arguments it stands for. ``rednet50+fused`` is RedNet-50 with fused involution kernel generation,
+#: ``rednet50+fused+recompute`` also recomputes its stem in the backward pass; ``scnet50+unfused`` computes the
+#: calibration gates with the official code's separate ops instead of the fused op
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "fused": ("rednet", dict(fused_involution=True)),
+    "recompute": ("rednet", dict(recompute_stem=True)),
+    "unfused": ("scnet", dict(fused_calibration=False)),
+}
 
 
 def prepare(model: nn.Module, mode: str) -> nn.Module:
@@ -47,7 +52,7 @@ def create(model: str, **kwargs) -> nn.Module:
     """``create_model`` for a model name with optional ``+variant`` suffixes (:data:`VARIANTS`)."""
     name, *variants = model.split("+")
     for v in variants:
-        kwargs.update(VARIANTS[v])
+        kwargs.update(VARIANTS[v][1])
     return create_model(name, **kwargs)
 
 
@@ -58,8 +63,9 @@ def _check_name(model: str) -> None:
     for v in variants:
         if v not in VARIANTS:
             raise ValueError(f"unknown variant '+{v}' of {name}; choose from {', '.join(VARIANTS)}")
-        if not name.startswith("rednet"):
-            raise ValueError(f"variant '+{v}' is for the RedNet models, not {name}")
+        family = VARIANTS[v][0]
+        if not name.startswith(family):
+            raise ValueError(f"variant '+{v}' is for the {family} models, not {name}")
 
 
 @dataclass(frozen=True)

@@ -132,3 +132,110 @@ def kernel_profile(s: Setting, device: str, steps: int = 5, warmup: int = 3) -> 
         categories=sorted(cats.values(), key=lambda r: -r["ms"]),
         kernels=kernels,
     )
+
+
+_MODULE_TAG = "module::"
+_BACKWARD_TAG = "autograd::engine::evaluate_function: "
+
+
+class _ModuleRanges:
+    """While active, every module call of ``model`` runs inside a profiler range named after the module's path, so
+    that the operators it issues (and, through their autograd sequence numbers, their backward passes) can be traced
+    back to it."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.paths = {m: name or "<model>" for name, m in model.named_modules()}
+        self.stack: list = []
+        self.handles: list = []
+
+    def _enter(self, module: torch.nn.Module, args) -> None:  # noqa: ANN001
+        if module in self.paths:
+            rf = torch.autograd.profiler.record_function(_MODULE_TAG + self.paths[module])
+            rf.__enter__()
+            self.stack.append(rf)
+
+    def _exit(self, module: torch.nn.Module, args, out) -> None:  # noqa: ANN001
+        if module in self.paths:
+            self.stack.pop().__exit__(None, None, None)
+
+    def __enter__(self) -> _ModuleRanges:
+        self.handles = [torch.nn.modules.module.register_module_forward_pre_hook(self._enter),
+                        torch.nn.modules.module.register_module_forward_hook(self._exit)]  # fmt: skip
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def _owner(ev) -> tuple[str | None, str, str]:  # noqa: ANN001
+    """(innermost module path or None, ``forward``/``backward``, operator or autograd node) of a profiled op."""
+    op, p = ev.name, ev
+    while p is not None:
+        if p.name.startswith(_BACKWARD_TAG):
+            return None, "backward", p.name[len(_BACKWARD_TAG) :] + f"#{p.sequence_nr}"
+        if p.name.startswith(_MODULE_TAG):
+            return p.name[len(_MODULE_TAG) :], "forward", op
+        if p.name.startswith("Optimizer."):
+            return "<optimizer>", "forward", op
+        if p.name.startswith("aten::"):
+            op = p.name  # the outermost operator
+        p = p.cpu_parent
+    return None, "forward", op
+
+
+def module_profile(s: Setting, device: str, steps: int = 3, warmup: int = 3) -> dict:
+    """Device time of an eager step by module: each operator's kernels (on a CPU, its own CPU time) go to the
+    innermost module that called it, forward or backward (a backward node belongs to the module whose forward
+    operator recorded it). Returns ``rows`` (module path, its class, pass, operator or node, ms a step, launches a
+    step) and ``total_ms``. Work outside every module has path ``<optimizer>`` (the optimizer's step),
+    ``<autograd>`` (work of the backward pass outside every node: the sums of gradients of tensors used more than
+    once; on a GPU only, where the backward pass has its own thread) or ``None`` (the loss, anything else)."""
+    if s.mode != "eager":
+        raise ValueError("module_profile needs mode 'eager': compiled graphs have no module boundaries")
+    model = create(s.model, num_classes=1000).to(device, memory_format=LAYOUTS[s.layout])
+    classes = {name or "<model>": type(m).__name__ for name, m in model.named_modules()}
+    step, advance = _step(s, model, device, _inputs(s, device, 3, 1000))
+    for _ in range(warmup):
+        step()
+        advance()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    if device == "cuda":
+        torch.cuda.synchronize()
+    with _ModuleRanges(model), profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+            advance()
+        if device == "cuda":
+            torch.cuda.synchronize()
+    events = [ev for ev in prof.events() if ev.device_type == torch.autograd.DeviceType.CPU]
+    seq_module: dict[int, str] = {}
+    for ev in events:  # forward operators that recorded an autograd node: the module that called them
+        if ev.sequence_nr >= 0 and not ev.name.startswith((_MODULE_TAG, _BACKWARD_TAG)):
+            path, direction, _ = _owner(ev)
+            if direction == "forward" and path is not None:
+                seq_module.setdefault(ev.sequence_nr, path)
+    main_thread = next(ev.thread for ev in events if ev.name.startswith(_MODULE_TAG))
+    time_ms: dict[tuple, float] = collections.defaultdict(float)
+    calls: dict[tuple, int] = collections.Counter()
+    for ev in events:
+        if device == "cuda":
+            us, n = sum(k.duration for k in ev.kernels), len(ev.kernels)
+        elif ev.name.startswith("aten::"):
+            us, n = ev.self_cpu_time_total, 1
+        else:
+            continue
+        if not n:
+            continue
+        path, direction, op = _owner(ev)
+        if direction == "backward":
+            node, seq = op.rsplit("#", 1)
+            path, op = seq_module.get(int(seq)), node
+        elif path is None and ev.thread != main_thread:
+            path = "<autograd>"
+        key = (path, direction, op)
+        time_ms[key] += us / 1e3 / steps
+        calls[key] += n
+    rows = [dict(module=k[0], cls=classes.get(k[0]), direction=k[1], op=k[2], ms=v, calls=calls[k] / steps)
+            for k, v in sorted(time_ms.items(), key=lambda kv: -kv[1])]  # fmt: skip
+    return dict(rows=rows, total_ms=sum(r["ms"] for r in rows))

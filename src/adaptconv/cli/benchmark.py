@@ -23,8 +23,8 @@ def add_benchmark_parser(sub) -> argparse.ArgumentParser:
     from ..benchmark.harness import VARIANTS
 
     p.add_argument("models", nargs="*", default=["rednet50", "scnet50"], metavar="MODEL",
-                   help=f"default: rednet50 scnet50; a RedNet may take +VARIANT suffixes ({', '.join(VARIANTS)}: "
-                        "the model options fused_involution, recompute_stem)")  # fmt: skip
+                   help="default: rednet50 scnet50; a model may take +VARIANT suffixes: "
+                        + ", ".join(f"{v} ({family})" for v, (family, _) in VARIANTS.items()))  # fmt: skip
     p.add_argument("--baseline", help="one baseline for every model (default: the ResNet of the same depth)")
     p.add_argument("--task", nargs="+", choices=["inference", "train"], help="default: both on a GPU, inference on CPU")
     p.add_argument("--batch-size", "-b", nargs="+", type=int, metavar="N",

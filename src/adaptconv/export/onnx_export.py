@@ -1,9 +1,11 @@
-"""ONNX export, with the involution aggregation written in standard ONNX operators.
+"""ONNX export, with the involution aggregation and the self-calibration ops written in standard ONNX operators.
 
-ONNX knows nothing of the custom op ``adaptconv::involution_aggregate``. Before translating, the exported program
-is decomposed with a table that maps the op to ``involution_aggregate_unfold``, the package's plain formulation of
-the same equation (unfold, multiply, sum over taps); torch.export traces it into aten ops that the ONNX exporter
-translates (Im2Col-style gathers, Mul, ReduceSum). This keeps one formula per formulation (no second copy of the
+ONNX knows nothing of the custom ops ``adaptconv::involution_aggregate``, ``adaptconv::calibrate`` and
+``adaptconv::calibration_pool``. Before translating, the exported program is decomposed with a table that maps
+each op to the package's plain formulation of the same equation (for the aggregation ``involution_aggregate_unfold``:
+unfold, multiply, sum over taps; for the calibration ops the official code's up-sampling, sigmoid and pooling);
+torch.export traces them into aten ops that the ONNX exporter translates (Im2Col-style gathers, Mul, ReduceSum,
+Resize, Sigmoid, AveragePool). This keeps one formula per formulation (no second copy of the
 equation in ONNX script), leaves the models and the op untouched, and changes no global state.
 """
 
@@ -16,6 +18,7 @@ from pathlib import Path
 import torch
 from torch.export import ExportedProgram
 
+from ..ops.calibration import calibrate_reference, calibration_pool_reference
 from ..ops.involution_aggregate import involution_aggregate_unfold
 
 __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "check_opset", "decompose_custom_ops", "reference_decompositions", "save_onnx"]
@@ -29,15 +32,18 @@ OUTPUT_NAME = "logits"
 
 
 def reference_decompositions() -> dict:
-    """Decomposition table: the custom aggregation op -> its plain unfold formulation."""
-    return {torch.ops.adaptconv.involution_aggregate.default: involution_aggregate_unfold}
+    """Decomposition table: each custom op -> its plain formulation in standard ops."""
+    ops = torch.ops.adaptconv
+    return {ops.involution_aggregate.default: involution_aggregate_unfold,
+            ops.calibrate.default: calibrate_reference,
+            ops.calibration_pool.default: calibration_pool_reference}  # fmt: skip
 
 
 def decompose_custom_ops(program: ExportedProgram) -> ExportedProgram:
-    """``program`` with every involution aggregation replaced by standard aten ops (unchanged if it has none)."""
+    """``program`` with every custom op replaced by standard aten ops (unchanged if it has none)."""
     table = reference_decompositions()
     if not any(node.target in table for node in program.graph.nodes):
-        return program  # SCNet: nothing to replace, and re-tracing a deep network costs seconds
+        return program  # nothing to replace, and re-tracing a deep network costs seconds
     return program.run_decompositions(table)
 
 

@@ -81,14 +81,28 @@ class SCBottleneck(ResidualBottleneck):
 
 
 class SCNet(ResNet):
-    """SCNet: timm's ``ResNet`` with ``SCBottleneck`` blocks (width 32 per 64 planes, no zero-init, as official)."""
+    """SCNet: timm's ``ResNet`` with ``SCBottleneck`` blocks (width 32 per 64 planes, no zero-init, as official).
+
+    ``fused_calibration=False`` computes every calibration gate with the official code's separate ops instead of
+    the fused op (``SelfCalibratedConv2d(fused=False)``): same function and parameters.
+    """
 
     official_key_rules: tuple[tuple[str, str], ...] = ()  # the official names are ours
 
-    def __init__(self, layers: tuple[int, ...], base_width: int = 32, zero_init_last: bool = False, **kwargs) -> None:
+    def __init__(
+        self,
+        layers: tuple[int, ...],
+        base_width: int = 32,
+        zero_init_last: bool = False,
+        fused_calibration: bool = True,
+        **kwargs,
+    ) -> None:
         super().__init__(
             block=SCBottleneck, layers=layers, base_width=base_width, zero_init_last=zero_init_last, **kwargs
         )
+        for m in self.modules():
+            if isinstance(m, SelfCalibratedConv2d):
+                m.fused = fused_calibration
 
 
 def _scnet_v1d(**kwargs) -> dict:

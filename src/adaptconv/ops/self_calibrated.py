@@ -10,18 +10,23 @@ from torch import Tensor
 
 from ._checks import check_feature_map, check_positive_int
 from ._layers import LayerType
+from .calibration import calibrate
 
 __all__ = ["CalibrationPool", "SelfCalibratedConv2d", "calibration_pool"]
 
 # torch.fx's symbolic tracing (torchvision's create_feature_extractor, timm's FX features) cannot run Python logic
 # on a traced tensor's shape: record these calls as single graph nodes instead, which run on real tensors later.
 torch.fx.wrap("check_feature_map")
+torch.fx.wrap("calibrate")
 
 
 def calibration_pool(x: Tensor, r: int) -> Tensor:
-    """r x r average pooling with stride r, the window shrunk to the whole axis on maps smaller than r."""
-    kh, kw = min(r, x.shape[-2]), min(r, x.shape[-1])
-    return F.avg_pool2d(x, (kh, kw), (kh, kw))
+    """r x r average pooling with stride r, the window shrunk to the whole axis on maps smaller than r
+    (the custom op ``adaptconv::calibration_pool``: one Triton kernel each way on CUDA channels_last tensors)."""
+    h, w = x.shape[-2:]
+    # Branches, not min(): under torch.export they become guards (the traced graph holds for maps of r or more
+    # pixels, where the window is r), instead of a symbolic window size that ONNX's fixed-size pooling cannot take.
+    return torch.ops.adaptconv.calibration_pool(x, r if h >= r else h, r if w >= r else w)
 
 
 torch.fx.wrap("calibration_pool")
@@ -77,6 +82,9 @@ class SelfCalibratedConv2d(nn.Module):
         pooling_r: r, the down-sampling rate of the calibration branch (4 in the paper); see ``CalibrationPool``
             for maps smaller than r.
         norm_layer: norm layer type after each conv.
+        fused: compute the gate and its product with K3's output as one op (``calibration.calibrate``: one Triton
+            kernel each way on CUDA channels_last tensors, the official ops elsewhere). ``False``: the official
+            ops, each its own pass over memory (what ``torch.compile`` fuses by itself). Same parameters either way.
 
     Shape: (N, C_in, H, W) -> (N, C_out, H_out, W_out), H_out as for a 3x3 conv with this stride and padding.
     """
@@ -91,6 +99,7 @@ class SelfCalibratedConv2d(nn.Module):
         groups: int = 1,
         pooling_r: int = 4,
         norm_layer: LayerType = nn.BatchNorm2d,
+        fused: bool = True,
     ) -> None:
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
@@ -111,6 +120,7 @@ class SelfCalibratedConv2d(nn.Module):
         # A hook point, no parameters: a forward hook on it sees the very gate tensor that the forward multiplies
         # by (``adaptconv visualize`` draws it), without recomputing it. The state_dict is unchanged.
         self.calibration_gate = nn.Identity()
+        self.fused = fused
 
     def gate(self, x: Tensor) -> Tensor:
         """The calibration gate ``sigmoid(x + Up(K2(AvgPool_r(x))))``, (N, C_in, H, W)."""
@@ -118,4 +128,10 @@ class SelfCalibratedConv2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         check_feature_map(x, "x", self.in_channels)
+        gate_hooked = self.calibration_gate._forward_hooks or self.calibration_gate._forward_pre_hooks
+        if self.fused and not gate_hooked:  # a hook on the gate needs the gate as a tensor: the unfused ops make it
+            return self.k4(calibrate(x, self.k3(x), self.k2(x)))
         return self.k4(self.k3(x) * self.gate(x))
+
+    def extra_repr(self) -> str:
+        return "" if self.fused else "fused=False"

@@ -1,0 +1,90 @@
+"""Where an eager training step's device time goes, by the role of the module that spent it (forward + backward).
+
+    python benchmarks/profile_roles.py scnet50 resnet50 [--task train] [--batch 128]
+
+Each operator's kernels are charged to the innermost module that issued it, and each backward node to the module
+whose forward operator recorded it (``adaptconv.benchmark.profile.module_profile``); the modules are then grouped by
+role: the 1x1 and 3x3 convolutions, the self-calibration's K2 branch and element-wise gate, batch norms, ReLUs, the
+concatenation, the residual sum. Same step as ``adaptconv benchmark`` (bf16 autocast, channels_last on a GPU; fp32
+NCHW on a CPU). Writes benchmarks/results/profile_roles-<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+from pathlib import Path
+
+import torch
+from _common import RESULTS, markdown_table, write_results
+
+from adaptconv.benchmark import Setting, environment
+from adaptconv.benchmark.harness import create
+from adaptconv.benchmark.profile import module_profile
+
+STEM = {"conv1", "bn1", "act1", "maxpool"}
+
+
+def role(path: str | None, cls: str | None, op: str, kernel: dict[str, tuple]) -> str:
+    """The role of the module at ``path`` (class ``cls``) for operator ``op``; ``kernel``: conv kernel sizes."""
+    if path is None or path.startswith("<"):
+        return {"<optimizer>": "optimizer", "<autograd>": "gradient sums (backward)"}.get(path, "loss, other")
+    top = path.split(".")[0]
+    if not top.startswith("layer"):
+        return "stem" if top in STEM else "head (pool, classifier)"
+    if ".k2" in path:
+        return "K2 branch at 1/r (pool, 3x3 conv, BN)"
+    if ".downsample" in path:
+        return "shortcut (strided 1x1 conv / pool, BN)"
+    if cls == "BatchNorm2d":
+        return "batch norm"
+    if cls == "ReLU":
+        return "ReLU"
+    if cls == "Conv2d":
+        return f"{kernel[path][0]}x{kernel[path][1]} conv"
+    if "scconv" in path:
+        return "calibration gate (up-sample, add, sigmoid, multiply)"
+    if cls == "AvgPool2d":
+        return "avd pool"
+    if op in ("aten::cat", "CatBackward0"):
+        return "concatenation"
+    return "residual sum" if "Bottleneck" in (cls or "") else f"other ({cls})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="+")
+    ap.add_argument("--task", default="train", choices=["train", "inference"])
+    ap.add_argument("--batch", type=int)
+    ap.add_argument("--img-size", type=int, default=224)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    gpu = args.device == "cuda"
+    batch = args.batch or ((128 if args.task == "train" else 256) if gpu else 2)
+    results = []
+    for model in args.models:
+        kernel = {n: m.kernel_size for n, m in create(model).named_modules() if isinstance(m, torch.nn.Conv2d)}
+        s = Setting(model, args.task, batch, "bf16" if gpu else "fp32", "channels_last" if gpu else "nchw",
+                    img_size=args.img_size)  # fmt: skip
+        prof = module_profile(s, args.device, steps=args.steps)
+        roles: dict[str, dict] = collections.defaultdict(lambda: dict(forward=0.0, backward=0.0, launches=0.0))
+        for r in prof["rows"]:
+            agg = roles[role(r["module"], r["cls"], r["op"], kernel)]
+            agg[r["direction"]] += r["ms"]
+            agg["launches"] += r["calls"]
+        table = sorted(({"role": k, **v} for k, v in roles.items()), key=lambda r: -(r["forward"] + r["backward"]))
+        results.append(dict(model=model, total_ms=prof["total_ms"], roles=table, modules=prof["rows"]))
+        print(f"\n## {model}: {s.task}, batch {batch}, {s.dtype}, {s.layout}: {prof['total_ms']:.2f} ms of "
+              f"{'kernels' if gpu else 'operators'} a step")  # fmt: skip
+        print(markdown_table(["role", "forward ms", "backward ms", "share", "launches"],
+                             [[r["role"], f"{r['forward']:.2f}", f"{r['backward']:.2f}",
+                               f"{100 * (r['forward'] + r['backward']) / prof['total_ms']:.1f}%",
+                               f"{r['launches']:.0f}"] for r in table]))  # fmt: skip
+    meta = dict(**environment(args.device), task=args.task, batch=batch, img_size=args.img_size, steps=args.steps)
+    print("\nwritten to", write_results("profile_roles", args.device, meta, results, args.out))
+
+
+if __name__ == "__main__":
+    main()
