@@ -52,7 +52,7 @@ def main() -> None:
             run = torch.compile(block) if mode == "compile" else block
             grad = torch.randn_like(x)
 
-            def step() -> None:
+            def step(run=run, grad=grad) -> None:
                 with torch.autocast(args.device, dtype=torch.bfloat16, enabled=gpu):
                     out = run(x)
                 out.backward(grad)

@@ -40,6 +40,13 @@ def _layout_of(t: Tensor) -> torch.memory_format:
     return torch.channels_last if t.dim() == 4 and t.stride(1) == 1 and t.shape[1] > 1 else torch.contiguous_format
 
 
+def _as_layout(t: Tensor, fmt: torch.memory_format) -> Tensor:
+    """``t`` with the strides a new tensor of its shape in ``fmt`` has (what the fake implementations promise),
+    copied only where they differ: ``contiguous(memory_format=...)`` keeps other strides on dimensions of size 1."""
+    out = torch.empty_like(t, memory_format=fmt)
+    return t if t.stride() == out.stride() else out.copy_(t)
+
+
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
@@ -47,7 +54,7 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 def calibrate_reference(x: Tensor, k3: Tensor, y: Tensor) -> Tensor:
     """``k3 * sigmoid(x + Up(y))``: the official code's operations, in its order and precision (in k3's layout)."""
     out = k3 * torch.sigmoid(x + F.interpolate(y, size=x.shape[-2:], mode="nearest"))
-    return out.contiguous(memory_format=_layout_of(k3))
+    return _as_layout(out, _layout_of(k3))
 
 
 def calibrate_backward_reference(grad: Tensor, x: Tensor, k3: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -58,15 +65,14 @@ def calibrate_backward_reference(grad: Tensor, x: Tensor, k3: Tensor, y: Tensor)
     grad_k3 = g * s
     grad_x = g * ka * s * (1 - s)
     grad_y = torch.ops.aten.upsample_nearest2d_backward(grad_x, list(x.shape[-2:]), list(y.shape), None, None)
-    return (grad_x.to(x.dtype).contiguous(memory_format=_layout_of(x)),
-            grad_k3.to(k3.dtype).contiguous(memory_format=_layout_of(k3)),
-            grad_y.to(y.dtype).contiguous(memory_format=_layout_of(y)))  # fmt: skip
+    return (_as_layout(grad_x.to(x.dtype), _layout_of(x)), _as_layout(grad_k3.to(k3.dtype), _layout_of(k3)),
+            _as_layout(grad_y.to(y.dtype), _layout_of(y)))  # fmt: skip
 
 
 def calibration_pool_reference(x: Tensor, kh: int, kw: int) -> Tensor:
     """kh x kw average pooling, stride (kh, kw), floor mode: ``F.avg_pool2d`` as in the official code (in x's
     layout)."""
-    return F.avg_pool2d(x, (kh, kw), (kh, kw)).contiguous(memory_format=_layout_of(x))
+    return _as_layout(F.avg_pool2d(x, (kh, kw), (kh, kw)), _layout_of(x))
 
 
 def calibration_pool_backward_reference(grad: Tensor, height: int, width: int, kh: int, kw: int) -> Tensor:

@@ -7,9 +7,10 @@ for channels_last tensors of one dtype (float32, float16, bfloat16); other layou
 references. The launchers also run on CPU tensors under ``TRITON_INTERPRET=1``, which is how the tests check them.
 
 The gate kernels give each program the block of input pixels that read one pixel of y (the rows and columns
-``Up`` maps to it: a rectangle, since nearest-neighbour source indices grow with the output index) and a chunk of
-channels. So y is read once per block, and the backward pass sums the gradient of y over its block in registers:
-no atomics, and every output element is written by one program.
+``Up`` maps to it: a rectangle, since nearest-neighbour source indices grow with the output index; computed in the
+kernel with ATen's float32 arithmetic) and a chunk of channels. So y is read once per block, and the backward
+pass sums the gradient of y over its block in registers: no atomics, and every output element is written by one
+program.
 """
 
 from __future__ import annotations
@@ -53,26 +54,37 @@ _BLOCK_P = 32  # pixels a program of the pooling's backward kernel
 if AVAILABLE:
 
     @triton.jit
-    def _gate_program(rows, cols, C, HY, WY, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr):
+    def _first_reader(i, out_size, in_size, scale):
+        """The first of ``out_size`` up-sampled positions whose source, ``min(floor(o * scale), in_size - 1)`` in
+        float32 as ATen computes it, is ``i`` or more (``out_size`` if none)."""
+        c = (i * out_size + in_size - 1) // in_size  # ceil(i * out / in): the answer in exact arithmetic, which
+        lo = c - 1  # float32 rounding of the scale and the product can move by one either way
+        src_lo = tl.minimum(tl.floor(lo.to(tl.float32) * scale).to(tl.int32), in_size - 1)
+        src_c = tl.minimum(tl.floor(c.to(tl.float32) * scale).to(tl.int32), in_size - 1)
+        first = tl.where((lo >= 0) & (src_lo >= i), lo, tl.where(src_c >= i, c, c + 1))
+        return tl.minimum(first, out_size)
+
+    @triton.jit
+    def _gate_program(C, H, W, HY, WY, scale_h, scale_w, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr):
         """(sample as int64, y's row and column, the rows [h0, h1) that read them, the columns w and channels c of
-        the tile with their mask) of this program."""
+        the tile with their mask) of this program. The block is computed here, not looked up in a table: a table
+        made on the device during CUDA-graph capture would be memory of the graph's pool that outlives it."""
         pid = tl.program_id(0)
         n = (pid // (HY * WY)).to(tl.int64)
         hy = (pid // WY) % HY
         wy = pid % WY
         c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-        h0 = tl.load(rows + hy)
-        h1 = tl.load(rows + hy + 1)
-        w0 = tl.load(cols + wy)
-        w = w0 + tl.arange(0, BLOCK_W)
-        mask = (w < tl.load(cols + wy + 1))[:, None] & (c < C)[None, :]
+        h0 = _first_reader(hy, H, HY, scale_h)
+        h1 = _first_reader(hy + 1, H, HY, scale_h)
+        w = _first_reader(wy, W, WY, scale_w) + tl.arange(0, BLOCK_W)
+        mask = (w < _first_reader(wy + 1, W, WY, scale_w))[:, None] & (c < C)[None, :]
         return n, hy, wy, h0, h1, w, c, mask
 
     @triton.jit
-    def _gate_forward_kernel(x, k3, y, out, rows, cols, C, HY, WY,
+    def _gate_forward_kernel(x, k3, y, out, C, H, W, HY, WY, scale_h, scale_w,
                              sxn, sxc, sxh, sxw, skn, skc, skh, skw, syn, syc, syh, syw, son, soc, soh, sow,
                              BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr):  # fmt: skip
-        n, hy, wy, h0, h1, w, c, mask = _gate_program(rows, cols, C, HY, WY, BLOCK_W, BLOCK_C)
+        n, hy, wy, h0, h1, w, c, mask = _gate_program(C, H, W, HY, WY, scale_h, scale_w, BLOCK_W, BLOCK_C)
         yv = tl.load(y + n * syn + hy * syh + wy * syw + c * syc, mask=c < C, other=0.0).to(tl.float32)
         for h in range(h0, h1):
             xv = tl.load(x + n * sxn + h * sxh + (w * sxw)[:, None] + (c * sxc)[None, :], mask=mask, other=0.0)
@@ -82,12 +94,12 @@ if AVAILABLE:
             tl.store(o, (kv.to(tl.float32) * gate).to(out.dtype.element_ty), mask=mask)
 
     @triton.jit
-    def _gate_backward_kernel(g, x, k3, y, gx, gk, gy, rows, cols, C, HY, WY,
+    def _gate_backward_kernel(g, x, k3, y, gx, gk, gy, C, H, W, HY, WY, scale_h, scale_w,
                               sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw, skn, skc, skh, skw, syn, syc, syh, syw,
                               s1n, s1c, s1h, s1w, s2n, s2c, s2h, s2w, s3n, s3c, s3h, s3w,
                               BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr):  # fmt: skip
         # s1*, s2*, s3*: the strides of grad_x, grad_k3 and grad_y
-        n, hy, wy, h0, h1, w, c, mask = _gate_program(rows, cols, C, HY, WY, BLOCK_W, BLOCK_C)
+        n, hy, wy, h0, h1, w, c, mask = _gate_program(C, H, W, HY, WY, scale_h, scale_w, BLOCK_W, BLOCK_C)
         yv = tl.load(y + n * syn + hy * syh + wy * syw + c * syc, mask=c < C, other=0.0).to(tl.float32)
         acc = tl.zeros([BLOCK_C], dtype=tl.float32)
         for h in range(h0, h1):
@@ -141,13 +153,14 @@ if AVAILABLE:
 
 
 @functools.lru_cache(maxsize=256)
-def _blocks(out_size: int, in_size: int, device: torch.device) -> tuple[Tensor, int]:
-    """(starts, widest): for each of the ``in_size`` pixels of y along an axis, the first of the ``out_size``
-    up-sampled pixels that read it, with ``out_size`` appended (int32, on ``device``); and the most pixels any one
-    reads."""
-    src = nearest_source_index(out_size, in_size)
-    starts = torch.searchsorted(src, torch.arange(in_size + 1)).clamp_(max=out_size)
-    return starts.to(device=device, dtype=torch.int32), int((starts[1:] - starts[:-1]).max())
+def _widest_block(out_size: int, in_size: int) -> int:
+    """The most of ``out_size`` up-sampled positions that read one of ``in_size`` source positions."""
+    return int(torch.bincount(nearest_source_index(out_size, in_size), minlength=in_size).max())
+
+
+def _scale(out_size: int, in_size: int) -> float:
+    # ATen's float32 scale in_size / out_size, as a Python float that converts back to float32 exactly
+    return float(torch.tensor(in_size, dtype=torch.float32) / out_size)
 
 
 def _device_guard(t: Tensor):
@@ -158,15 +171,14 @@ def _gate_launch(kernel, tensors: tuple[Tensor, ...], x: Tensor, y: Tensor) -> N
     """Launch a gate kernel over y's pixels and x's channels; ``tensors`` its pointer and stride arguments."""
     n, c, h, w = x.shape
     hy, wy = y.shape[-2:]
-    rows, tall = _blocks(h, hy, x.device)
-    cols, wide = _blocks(w, wy, x.device)
-    block_w = triton.next_power_of_2(max(wide, 1))
+    block_w = triton.next_power_of_2(_widest_block(w, wy))
     block_c = min(triton.next_power_of_2(c), max(_TILE // block_w, 16))
     grid = (n * hy * wy, triton.cdiv(c, block_c))
     pointers = [t for t in tensors if isinstance(t, Tensor)]
     strides = [s for t in tensors if isinstance(t, tuple) for s in t]
     with _device_guard(x):
-        kernel[grid](*pointers, rows, cols, c, hy, wy, *strides, BLOCK_W=block_w, BLOCK_C=block_c, num_warps=4)
+        kernel[grid](*pointers, c, h, w, hy, wy, _scale(h, hy), _scale(w, wy), *strides, BLOCK_W=block_w,
+                     BLOCK_C=block_c, num_warps=4)  # fmt: skip
 
 
 def calibrate_triton(x: Tensor, k3: Tensor, y: Tensor) -> Tensor:
@@ -232,13 +244,13 @@ def _served(*tensors: Tensor) -> bool:
 
 
 def _calibrate_cuda(x: Tensor, k3: Tensor, y: Tensor) -> Tensor:
-    if not _served(x, k3, y) or _blocks(x.shape[-1], y.shape[-1], x.device)[1] > _MAX_BLOCK_W:
+    if not _served(x, k3, y) or _widest_block(x.shape[-1], y.shape[-1]) > _MAX_BLOCK_W:
         return calibrate_reference(x, k3, y)
     return calibrate_triton(x, k3, y)
 
 
 def _calibrate_backward_cuda(grad: Tensor, x: Tensor, k3: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    if not _served(x, k3, y, grad) or _blocks(x.shape[-1], y.shape[-1], x.device)[1] > _MAX_BLOCK_W:
+    if not _served(x, k3, y, grad) or _widest_block(x.shape[-1], y.shape[-1]) > _MAX_BLOCK_W:
         return calibrate_backward_reference(grad, x, k3, y)
     return calibrate_backward_triton(grad, x, k3, y)
 
