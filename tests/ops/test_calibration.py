@@ -7,6 +7,8 @@ the real kernels run through the custom ops, as SelfCalibratedConv2d uses them.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -179,17 +181,26 @@ def test_cuda_ops_match_reference(case, layout, dtype):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("compiled", [False, True])
-def test_cuda_module_fused_matches_unfused(no_tf32, dtype, stride, compiled):
-    """A training step of SelfCalibratedConv2d in channels_last, fused kernels against the official ops."""
+def test_cuda_module_fused_is_as_accurate_as_unfused(no_tf32, dtype, stride, compiled):
+    """A training step of SelfCalibratedConv2d in channels_last: output and gradients of the fused kernels and of the
+    official ops, each against float64 on the CPU; the fused ones may not be less accurate (bf16: autocast)."""
     torch._dynamo.reset()
     m = SelfCalibratedConv2d(32, stride=stride).cuda().to(memory_format=torch.channels_last)
     x = torch.randn(3, 32, 29, 23, device="cuda").to(memory_format=torch.channels_last).requires_grad_(True)
-    results = []
+
+    def step(module, inputs, autocast):
+        with torch.autocast("cuda", dtype=dtype, enabled=autocast):
+            out = module(inputs)
+        return [out, *torch.autograd.grad(out.float().square().sum(), (inputs, *module.parameters()))]
+
+    ref64 = copy.deepcopy(m).cpu().double()
+    ref64.fused = False
+    ref = step(ref64, x.detach().cpu().double().requires_grad_(True), False)
+    errors = {}
     for fused in (True, False):
         m.fused = fused
-        run = torch.compile(m) if compiled else m
-        with torch.autocast("cuda", dtype=dtype, enabled=dtype is not torch.float32):
-            out = run(x)
-        results.append([out, *torch.autograd.grad(out.float().square().sum(), (x, *m.parameters()))])
-    for a, b in zip(*results, strict=True):
-        assert rel_error(a, b) <= (1e-5 if dtype is torch.float32 else 2e-2)
+        got = step(torch.compile(m) if compiled else m, x, dtype is not torch.float32)
+        errors[fused] = [rel_error(a, b) for a, b in zip(got, ref, strict=True)]
+    floor = 1e-5 if dtype is torch.float32 else 1e-2
+    for i, (fused_error, official_error) in enumerate(zip(errors[True], errors[False], strict=True)):
+        assert fused_error <= max(2 * official_error, floor), (i, fused_error, official_error)
