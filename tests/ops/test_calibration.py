@@ -160,11 +160,17 @@ def test_fused_and_unfused_modules_agree(stride):
     torch.testing.assert_close(fused, unfused)
 
 
+@pytest.fixture
+def kernels_for_all_sizes(monkeypatch):
+    """The CUDA ops launch the kernels on the tests' small tensors too (not only from MIN_ELEMENTS on)."""
+    monkeypatch.setattr(calibration_triton, "MIN_ELEMENTS", 0)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("layout", ["channels_last", "contiguous", "strided"])
 @pytest.mark.parametrize("case", ["odd", "stage4-7px", "two-chunks"])
-def test_cuda_ops_match_reference(case, layout, dtype):
+def test_cuda_ops_match_reference(kernels_for_all_sizes, case, layout, dtype):
     """The ops as models call them on CUDA: kernels for channels_last, the references for the other layouts."""
     n, c, h, w, kh, kw = CASES[case]
     tensors = make_case(n, c, h, w, kh, kw, dtype=dtype, layout=layout, device="cuda")
@@ -181,7 +187,7 @@ def test_cuda_ops_match_reference(case, layout, dtype):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("compiled", [False, True])
-def test_cuda_module_fused_is_as_accurate_as_unfused(no_tf32, dtype, stride, compiled):
+def test_cuda_module_fused_is_as_accurate_as_unfused(no_tf32, kernels_for_all_sizes, dtype, stride, compiled):
     """A training step of SelfCalibratedConv2d in channels_last: output and gradients of the fused kernels and of the
     official ops, each against float64 on the CPU; the fused ones may not be less accurate (bf16: autocast)."""
     torch._dynamo.reset()
@@ -200,7 +206,19 @@ def test_cuda_module_fused_is_as_accurate_as_unfused(no_tf32, dtype, stride, com
     for fused in (True, False):
         m.fused = fused
         got = step(torch.compile(m) if compiled else m, x, dtype is not torch.float32)
-        errors[fused] = [rel_error(a, b) for a, b in zip(got, ref, strict=True)]
+        errors[fused] = [rel_error(a.cpu(), b) for a, b in zip(got, ref, strict=True)]
     floor = 1e-5 if dtype is torch.float32 else 1e-2
     for i, (fused_error, official_error) in enumerate(zip(errors[True], errors[False], strict=True)):
         assert fused_error <= max(2 * official_error, floor), (i, fused_error, official_error)
+
+
+@pytest.mark.gpu
+def test_cuda_kernels_serve_large_channels_last_maps_only(monkeypatch):
+    """From MIN_ELEMENTS on, channels_last: the kernel (seen through a counting wrapper); smaller: the reference."""
+    calls = []
+    kernel = calibration_triton.calibrate_triton
+    monkeypatch.setattr(calibration_triton, "calibrate_triton", lambda *a: calls.append(1) or kernel(*a))
+    for n, expected in ((1, 0), (calibration_triton.MIN_ELEMENTS // (8 * 16 * 16), 1)):
+        x, k3, y, *_ = make_case(n, 8, 16, 16, 4, 4, layout="channels_last", device="cuda")
+        calibrate(x, k3, y)
+        assert len(calls) == expected, n

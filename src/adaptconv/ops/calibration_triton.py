@@ -50,6 +50,10 @@ _INT32_MAX = 2**31 - 1
 _TILE = 512
 _MAX_BLOCK_W = 256
 _BLOCK_P = 32  # pixels a program of the pooling's backward kernel
+# Below this many elements of x the references serve the CUDA ops: on small maps (batch 1) the kernels' launch
+# costs more host time than the four small PyTorch launches they replace, and saves no device time worth it
+# (docs/scnet_speed.md: SCNet-50 at batch 1 was slower fused, at batch 256 much faster).
+MIN_ELEMENTS = 1 << 20
 
 if AVAILABLE:
 
@@ -158,6 +162,7 @@ def _widest_block(out_size: int, in_size: int) -> int:
     return int(torch.bincount(nearest_source_index(out_size, in_size), minlength=in_size).max())
 
 
+@functools.lru_cache(maxsize=256)
 def _scale(out_size: int, in_size: int) -> float:
     # ATen's float32 scale in_size / out_size, as a Python float that converts back to float32 exactly
     return float(torch.tensor(in_size, dtype=torch.float32) / out_size)
@@ -230,11 +235,14 @@ def calibration_pool_backward_triton(grad: Tensor, height: int, width: int, kh: 
     return out
 
 
-def _served(*tensors: Tensor) -> bool:
-    """Whether the kernels take these tensors: channels_last, one supported dtype, and offsets inside a sample
-    that fit int32 (the sample offset is int64)."""
+def _served(*tensors: Tensor, elements: int | None = None) -> bool:
+    """Whether the kernels take these tensors: channels_last, one supported dtype, ``MIN_ELEMENTS`` or more in the
+    op's largest tensor (``elements``, by default the first's), and offsets inside a sample that fit int32 (the
+    sample offset is int64)."""
     first = tensors[0]
     if first.dtype not in _SUPPORTED_DTYPES or _layout_of(first) is not torch.channels_last:
+        return False
+    if (first.numel() if elements is None else elements) < MIN_ELEMENTS:
         return False
     for t in tensors:
         extent = sum((size - 1) * stride for size, stride in zip(t.shape[1:], t.stride()[1:], strict=True))
@@ -262,7 +270,8 @@ def _pool_cuda(x: Tensor, kh: int, kw: int) -> Tensor:
 
 
 def _pool_backward_cuda(grad: Tensor, height: int, width: int, kh: int, kw: int) -> Tensor:
-    if not _served(grad) or height * width * grad.shape[1] > _INT32_MAX:
+    n, c = grad.shape[:2]
+    if not _served(grad, elements=n * c * height * width) or height * width * c > _INT32_MAX:
         return calibration_pool_backward_reference(grad, height, width, kh, kw)
     return calibration_pool_backward_triton(grad, height, width, kh, kw)
 
