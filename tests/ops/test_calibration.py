@@ -189,7 +189,8 @@ def test_cuda_ops_match_reference(kernels_for_all_sizes, case, layout, dtype):
 @pytest.mark.parametrize("compiled", [False, True])
 def test_cuda_module_fused_is_as_accurate_as_unfused(no_tf32, kernels_for_all_sizes, dtype, stride, compiled):
     """A training step of SelfCalibratedConv2d in channels_last: output and gradients of the fused kernels and of the
-    official ops, each against float64 on the CPU; the fused ones may not be less accurate (bf16: autocast)."""
+    official ops, each against float64 on the CPU; the fused ones may not be less accurate (bf16: autocast).
+    Compiled, both run the official ops (SelfCalibratedConv2d.fused): that case checks inductor's lowering."""
     torch._dynamo.reset()
     m = SelfCalibratedConv2d(32, stride=stride).cuda().to(memory_format=torch.channels_last)
     x = torch.randn(3, 32, 29, 23, device="cuda").to(memory_format=torch.channels_last).requires_grad_(True)

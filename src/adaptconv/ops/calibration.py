@@ -96,7 +96,9 @@ def _calibrate_op(x: Tensor, k3: Tensor, y: Tensor) -> Tensor:
 
 @_calibrate_op.register_fake
 def _(x: Tensor, k3: Tensor, y: Tensor) -> Tensor:
-    return torch.empty_like(k3, memory_format=_layout_of(k3))
+    # the reference's type promotion: a float32 x with bfloat16 k3 and y (autocast) gives float32
+    dtype = torch.promote_types(torch.promote_types(x.dtype, k3.dtype), y.dtype)
+    return torch.empty_like(k3, dtype=dtype, memory_format=_layout_of(k3))
 
 
 @torch.library.custom_op("adaptconv::calibrate_backward", mutates_args=())

@@ -26,7 +26,10 @@ def calibration_pool(x: Tensor, r: int) -> Tensor:
     h, w = x.shape[-2:]
     # Branches, not min(): under torch.export they become guards (the traced graph holds for maps of r or more
     # pixels, where the window is r), instead of a symbolic window size that ONNX's fixed-size pooling cannot take.
-    return torch.ops.adaptconv.calibration_pool(x, r if h >= r else h, r if w >= r else w)
+    kh, kw = r if h >= r else h, r if w >= r else w
+    if torch.compiler.is_compiling():  # inductor lowers the plain pooling itself (see SelfCalibratedConv2d.fused)
+        return F.avg_pool2d(x, (kh, kw), (kh, kw))
+    return torch.ops.adaptconv.calibration_pool(x, kh, kw)
 
 
 torch.fx.wrap("calibration_pool")
@@ -82,9 +85,11 @@ class SelfCalibratedConv2d(nn.Module):
         pooling_r: r, the down-sampling rate of the calibration branch (4 in the paper); see ``CalibrationPool``
             for maps smaller than r.
         norm_layer: norm layer type after each conv.
-        fused: compute the gate and its product with K3's output as one op (``calibration.calibrate``: one Triton
-            kernel each way on CUDA channels_last tensors, the official ops elsewhere). ``False``: the official
-            ops, each its own pass over memory (what ``torch.compile`` fuses by itself). Same parameters either way.
+        fused: in eager mode, compute the gate and its product with K3's output as one op
+            (``calibration.calibrate``: one Triton kernel each way on large CUDA channels_last tensors, the official
+            ops elsewhere). ``False``: the official ops, each its own pass over memory. Under ``torch.compile`` the
+            official ops always run: inductor fuses them with their neighbours itself, and was as fast as the
+            kernels with CUDA graphs (docs/scnet_speed.md). Same parameters either way.
 
     Shape: (N, C_in, H, W) -> (N, C_out, H_out, W_out), H_out as for a 3x3 conv with this stride and padding.
     """
@@ -129,7 +134,8 @@ class SelfCalibratedConv2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         check_feature_map(x, "x", self.in_channels)
         gate_hooked = self.calibration_gate._forward_hooks or self.calibration_gate._forward_pre_hooks
-        if self.fused and not gate_hooked:  # a hook on the gate needs the gate as a tensor: the unfused ops make it
+        # A hook on the gate needs the gate as a tensor: the unfused ops make it.
+        if self.fused and not gate_hooked and not torch.compiler.is_compiling():
             return self.k4(calibrate(x, self.k3(x), self.k2(x)))
         return self.k4(self.k3(x) * self.gate(x))
 
