@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--top", type=int, default=12, help="kernels listed per model")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--name", default="", help="suffix of the results file's name")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     gpu = args.device == "cuda"
@@ -51,7 +52,7 @@ def main() -> None:
                               for k in prof["kernels"][: args.top]]))  # fmt: skip
     meta = dict(**environment(args.device), task=args.task, mode=args.mode, batch=batch, img_size=args.img_size,
                 steps=args.steps)  # fmt: skip
-    name = "profile_step" + ("" if args.mode == "eager" else f"-{args.mode}")
+    name = "profile_step" + ("" if args.mode == "eager" else f"-{args.mode}") + args.name
     print("\nwritten to", write_results(name, args.device, meta, rows, args.out))
 
 

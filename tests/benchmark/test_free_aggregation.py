@@ -1,5 +1,5 @@
-"""benchmarks/free_aggregation.py's stand-in ops and benchmarks/aggregation_floor.py's byte counts (the timing
-itself needs a GPU)."""
+"""benchmarks/free_aggregation.py's stand-in ops, benchmarks/free_calibration.py's levels and
+benchmarks/aggregation_floor.py's byte counts (the timing itself needs a GPU)."""
 
 import sys
 from pathlib import Path
@@ -123,3 +123,14 @@ def test_copy_involution_op_copies_the_output_grid_and_scatters_its_gradient(lay
     assert gx.stride() == x.stride()
     torch.testing.assert_close(gx, expected, rtol=0, atol=0)
     torch.library.opcheck(_copy_involution, (x, 7, stride, 3, 1))
+
+
+def test_free_calibration_levels_skip_the_calibration():
+    from free_calibration import LEVELS
+
+    from adaptconv.ops import SelfCalibratedConv2d
+
+    m = SelfCalibratedConv2d(4).eval()
+    x = torch.randn(1, 4, 8, 8)
+    torch.testing.assert_close(LEVELS["calibration"](m, x), m.k4(m.k3(x)))
+    torch.testing.assert_close(LEVELS["scconv"](m, x), m.k4(x))

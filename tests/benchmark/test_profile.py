@@ -39,3 +39,38 @@ def test_synchronizing_calls_are_found_with_their_caller():
     sites = _synchronizing_calls(lambda: (x * 2).sum().item())
     assert len(sites) == 1 and "test_profile.py" in sites[0]
     assert _synchronizing_calls(lambda: x * 2) == []
+
+
+def test_module_profile_charges_forward_and_backward_to_modules(one_thread):
+    from adaptconv.benchmark.profile import module_profile
+
+    prof = module_profile(Setting("scnet50", "train", 2, img_size=32), "cpu", steps=1, warmup=1)
+    rows = prof["rows"]
+    assert prof["total_ms"] == pytest.approx(sum(r["ms"] for r in rows))
+    seen = {(r["module"], r["direction"], r["op"]) for r in rows}
+    # a conv's forward operator and its backward node, both charged to the conv
+    assert ("layer1.0.conv1_a", "forward", "aten::conv2d") in seen
+    assert ("layer1.0.conv1_a", "backward", "ConvolutionBackward0") in seen
+    # the gate's fused op inside the self-calibrated conv, and the optimizer outside every module
+    assert any(r["module"] == "layer1.0.scconv" and r["cls"] == "SelfCalibratedConv2d" for r in rows)
+    assert any(r["module"] == "<optimizer>" for r in rows)
+    with pytest.raises(ValueError, match="needs mode 'eager'"):
+        module_profile(Setting("scnet50", "train", 2, mode="compile", img_size=32), "cpu")
+
+
+def test_profile_roles_groups_modules_by_role():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from profile_roles import role
+
+    kernel = {"layer1.0.conv1_a": (1, 1), "layer1.0.k1.0": (3, 3)}
+    assert role("layer1.0.conv1_a", "Conv2d", "aten::conv2d", kernel) == "1x1 conv"
+    assert role("layer1.0.k1.0", "Conv2d", "aten::conv2d", kernel) == "3x3 conv"
+    assert role("layer1.0.scconv.k2.1", "Conv2d", "aten::conv2d", kernel).startswith("K2 branch")
+    assert role("layer1.0.scconv", "SelfCalibratedConv2d", "aten::sigmoid", kernel).startswith("calibration gate")
+    assert role("layer1.0", "SCBottleneck", "aten::cat", kernel) == "concatenation"
+    assert role("layer1.0", "SCBottleneck", "aten::add", kernel) == "residual sum"
+    assert role("<optimizer>", None, "aten::add_", kernel) == "optimizer"
+    assert role("conv1", "Conv2d", "aten::conv2d", kernel) == "stem"
