@@ -58,3 +58,51 @@ def write_results(name: str, device: str, meta: dict, rows: list[dict], out: Pat
 def markdown_table(headers: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     return "\n".join([*lines, *("| " + " | ".join(str(v) for v in row) + " |" for row in rows)])
+
+
+def bound_main(description: str, name: str, default_models: list[str], default_modes: list[str],
+               levels: dict[str, tuple[Callable[[], object], str]]) -> None:  # fmt: skip
+    """The command line of the bound scripts (free_aggregation.py, free_calibration.py): measure the models and
+    their baselines as ``adaptconv benchmark`` does (bf16 autocast, channels_last, batch 128 train / 256 inference),
+    then, level by level in ``levels``' order, switch the level on (``levels[level] = (switch, model suffix)``; the
+    switches stay on) and measure each model again (with the suffix). Prints a table and writes
+    benchmarks/results/<name><--name>-cuda.json."""
+    import argparse
+    from dataclasses import replace
+
+    from adaptconv.benchmark import MODES, Setting, environment, measure, run
+    from adaptconv.benchmark.harness import _ratio
+
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=default_models)
+    ap.add_argument("--tasks", nargs="+", default=["train", "inference"], choices=["train", "inference"])
+    ap.add_argument("--modes", nargs="+", default=default_modes, choices=MODES)
+    ap.add_argument("--levels", nargs="+", default=list(levels), choices=levels)
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--name", default="", help="suffix of the results file's name")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit(f"{name}.py measures CUDA kernels and CUDA graphs: it needs a GPU")
+    batches = dict(train=128, inference=256)
+    todo = [Setting(m, t, batches[t], "bf16", "channels_last", mode)
+            for m in args.models for t in args.tasks for mode in args.modes]  # fmt: skip
+    rows = run(todo, "cuda", repeats=args.repeats)
+    for level in [lv for lv in levels if lv in args.levels]:  # in the levels' order: the switches stay on
+        switch, suffix = levels[level]
+        switch()
+        for row, s in zip(rows, todo, strict=True):
+            print(f"measuring {s.model} {s.task} {s.mode} with free {level}")
+            free = measure(replace(s, model=s.model + suffix), "cuda", args.repeats)
+            row.update({f"free_{level}_{k}": free[k] for k in ("ms", "img_s", "peak_mib", "error")})
+            row[f"free_{level}_speed_ratio"] = _ratio(free["img_s"], row["baseline_img_s"])
+    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    print(markdown_table(
+        ["model", "task", "mode", "baseline img/s", "model img/s (x)",
+         *(f"free {level} img/s (x)" for level in args.levels)],
+        [[r["model"], r["task"], r["mode"], fmt(r["baseline_img_s"], ".0f"),
+          f"{fmt(r['img_s'], '.0f')} ({fmt(r['speed_ratio'], '.2f')})",
+          *(f"{fmt(r[f'free_{lv}_img_s'], '.0f')} ({fmt(r[f'free_{lv}_speed_ratio'], '.2f')})"
+            for lv in args.levels)] for r in rows]))  # fmt: skip
+    meta = dict(**environment("cuda"), repeats=args.repeats, dtype="bf16", layout="channels_last")
+    print("written to", write_results(name + args.name, "cuda", meta, rows, args.out))

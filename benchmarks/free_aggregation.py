@@ -36,15 +36,9 @@ benchmarks/results/free_aggregation<name>-cuda.json and a table.
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import replace
-from pathlib import Path
-
 import torch
-from _common import RESULTS, markdown_table, write_results
+from _common import bound_main
 
-from adaptconv.benchmark import MODES, Setting, environment, measure, run
-from adaptconv.benchmark.harness import _ratio
 from adaptconv.models.rednet import InvolutionBottleneck, RedNetStem
 from adaptconv.ops import Involution2d, involution
 from adaptconv.ops.involution_aggregate import _empty_like_layout, involution_output_size
@@ -174,38 +168,7 @@ LEVELS = {"aggregation": (use_free_aggregation, ""), "generation": (use_free_gen
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=["rednet50"])
-    ap.add_argument("--tasks", nargs="+", default=["train", "inference"], choices=["train", "inference"])
-    ap.add_argument("--modes", nargs="+", default=["eager"], choices=MODES)
-    ap.add_argument("--levels", nargs="+", default=list(LEVELS), choices=LEVELS)
-    ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--name", default="", help="suffix of the results file's name")
-    ap.add_argument("--out", type=Path, default=RESULTS)
-    args = ap.parse_args()
-    if not torch.cuda.is_available():
-        raise SystemExit("free_aggregation.py replaces the CUDA kernels: it needs a GPU")
-    batches = dict(train=128, inference=256)
-    todo = [Setting(m, t, batches[t], "bf16", "channels_last", mode)
-            for m in args.models for t in args.tasks for mode in args.modes]  # fmt: skip
-    rows = run(todo, "cuda", repeats=args.repeats)
-    for level in [lv for lv in LEVELS if lv in args.levels]:  # in LEVELS' order: the switches stay on
-        LEVELS[level][0]()
-        for row, s in zip(rows, todo, strict=True):
-            print(f"measuring {s.model} {s.task} {s.mode} with free {level}")
-            free = measure(replace(s, model=s.model + LEVELS[level][1]), "cuda", args.repeats)
-            row.update({f"free_{level}_{k}": free[k] for k in ("ms", "img_s", "peak_mib", "error")})
-            row[f"free_{level}_speed_ratio"] = _ratio(free["img_s"], row["baseline_img_s"])
-    fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
-    print(markdown_table(
-        ["model", "task", "mode", "baseline img/s", "model img/s (x)",
-         *(f"free {level} img/s (x)" for level in args.levels)],
-        [[r["model"], r["task"], r["mode"], fmt(r["baseline_img_s"], ".0f"),
-          f"{fmt(r['img_s'], '.0f')} ({fmt(r['speed_ratio'], '.2f')})",
-          *(f"{fmt(r[f'free_{lv}_img_s'], '.0f')} ({fmt(r[f'free_{lv}_speed_ratio'], '.2f')})"
-            for lv in args.levels)] for r in rows]))  # fmt: skip
-    meta = dict(**environment("cuda"), repeats=args.repeats, dtype="bf16", layout="channels_last")
-    print("written to", write_results("free_aggregation" + args.name, "cuda", meta, rows, args.out))
+    bound_main(__doc__, "free_aggregation", ["rednet50"], ["eager"], LEVELS)
 
 
 if __name__ == "__main__":
