@@ -61,12 +61,12 @@ def markdown_table(headers: list[str], rows: list[list]) -> str:
 
 
 def bound_main(description: str, name: str, default_models: list[str], default_modes: list[str],
-               levels: dict[str, tuple[Callable[[], object], str]]) -> None:  # fmt: skip
+               levels: dict[str, tuple[Callable[[], object], str]], cpu: bool = False) -> None:  # fmt: skip
     """The command line of the bound scripts (free_aggregation.py, free_calibration.py): measure the models and
-    their baselines as ``adaptconv benchmark`` does (bf16 autocast, channels_last, batch 128 train / 256 inference),
-    then, level by level in ``levels``' order, switch the level on (``levels[level] = (switch, model suffix)``; the
-    switches stay on) and measure each model again (with the suffix). Prints a table and writes
-    benchmarks/results/<name><--name>-cuda.json."""
+    their baselines as ``adaptconv benchmark`` does (on a GPU bf16 autocast, channels_last, batch 128 train / 256
+    inference; with ``cpu`` and no GPU, fp32 at batch 8 / 1), then, level by level in ``levels``' order, switch the
+    level on (``levels[level] = (switch, model suffix)``; the switches stay on) and measure each model again (with
+    the suffix). Prints a table and writes benchmarks/results/<name><--name>-<device>.json."""
     import argparse
     from dataclasses import replace
 
@@ -82,18 +82,21 @@ def bound_main(description: str, name: str, default_models: list[str], default_m
     ap.add_argument("--name", default="", help="suffix of the results file's name")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
-    if not torch.cuda.is_available():
-        raise SystemExit(f"{name}.py measures CUDA kernels and CUDA graphs: it needs a GPU")
-    batches = dict(train=128, inference=256)
-    todo = [Setting(m, t, batches[t], "bf16", "channels_last", mode)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu" and not cpu:
+        raise SystemExit(f"{name}.py replaces CUDA kernels: it needs a GPU")
+    gpu = device == "cuda"
+    batches = dict(train=128, inference=256) if gpu else dict(train=8, inference=1)
+    dtype, layout = ("bf16", "channels_last") if gpu else ("fp32", "nchw")
+    todo = [Setting(m, t, batches[t], dtype, layout, mode)
             for m in args.models for t in args.tasks for mode in args.modes]  # fmt: skip
-    rows = run(todo, "cuda", repeats=args.repeats)
+    rows = run(todo, device, repeats=args.repeats)
     for level in [lv for lv in levels if lv in args.levels]:  # in the levels' order: the switches stay on
         switch, suffix = levels[level]
         switch()
         for row, s in zip(rows, todo, strict=True):
             print(f"measuring {s.model} {s.task} {s.mode} with free {level}")
-            free = measure(replace(s, model=s.model + suffix), "cuda", args.repeats)
+            free = measure(replace(s, model=s.model + suffix), device, args.repeats)
             row.update({f"free_{level}_{k}": free[k] for k in ("ms", "img_s", "peak_mib", "error")})
             row[f"free_{level}_speed_ratio"] = _ratio(free["img_s"], row["baseline_img_s"])
     fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
@@ -104,5 +107,5 @@ def bound_main(description: str, name: str, default_models: list[str], default_m
           f"{fmt(r['img_s'], '.0f')} ({fmt(r['speed_ratio'], '.2f')})",
           *(f"{fmt(r[f'free_{lv}_img_s'], '.0f')} ({fmt(r[f'free_{lv}_speed_ratio'], '.2f')})"
             for lv in args.levels)] for r in rows]))  # fmt: skip
-    meta = dict(**environment("cuda"), repeats=args.repeats, dtype="bf16", layout="channels_last")
-    print("written to", write_results(name + args.name, "cuda", meta, rows, args.out))
+    meta = dict(**environment(device), repeats=args.repeats, dtype=dtype, layout=layout)
+    print("written to", write_results(name + args.name, device, meta, rows, args.out))

@@ -2,9 +2,11 @@
 the self-calibration costing nothing, then with each self-calibrated conv reduced to one 3x3 conv.
 
     python benchmarks/free_calibration.py [--models scnet50] [--modes reduce-overhead] [--tasks train inference]
+    python benchmarks/free_calibration.py --modes eager --tasks inference        # a CPU: latency at batch 1
 
-Measures the baseline ResNet and the model as ``adaptconv benchmark`` does (bf16 autocast, channels_last, batch
-128 train / 256 inference), then the model again with every ``SelfCalibratedConv2d`` computing less:
+Measures the baseline ResNet and the model as ``adaptconv benchmark`` does (on a GPU bf16 autocast, channels_last,
+batch 128 train / 256 inference; on a CPU fp32 at batch 8 / 1), then the model again with every
+``SelfCalibratedConv2d`` computing less:
 
 - ``calibration``: ``K4(K3(x))``: the pooling, K2, the up-sampling and the gate cost nothing (they are skipped), K3
   and K4 stay. No kernel of the calibration can make the model faster than this.
@@ -13,7 +15,7 @@ Measures the baseline ResNet and the model as ``adaptconv benchmark`` does (bf16
   self-calibration's work.
 
 Both change the function (they are bounds, not models). The switches stay on for the rest of the process, so the
-levels run in this order. Writes benchmarks/results/free_calibration<name>-cuda.json and a table.
+levels run in this order. Writes benchmarks/results/free_calibration<name>-<device>.json and a table.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def _switch(level: str):
 
 def main() -> None:
     bound_main(__doc__, "free_calibration", ["scnet50"], ["reduce-overhead"],
-               {level: (_switch(level), "") for level in LEVELS})  # fmt: skip
+               {level: (_switch(level), "") for level in LEVELS}, cpu=True)  # fmt: skip
 
 
 if __name__ == "__main__":

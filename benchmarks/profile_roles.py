@@ -59,6 +59,7 @@ def main() -> None:
     ap.add_argument("--img-size", type=int, default=224)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--name", default="", help="suffix of the results file's name")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     gpu = args.device == "cuda"
@@ -83,7 +84,7 @@ def main() -> None:
                                f"{100 * (r['forward'] + r['backward']) / prof['total_ms']:.1f}%",
                                f"{r['launches']:.0f}"] for r in table]))  # fmt: skip
     meta = dict(**environment(args.device), task=args.task, batch=batch, img_size=args.img_size, steps=args.steps)
-    print("\nwritten to", write_results("profile_roles", args.device, meta, results, args.out))
+    print("\nwritten to", write_results("profile_roles" + args.name, args.device, meta, results, args.out))
 
 
 if __name__ == "__main__":
