@@ -109,3 +109,31 @@ def bound_main(description: str, name: str, default_models: list[str], default_m
             for lv in args.levels)] for r in rows]))  # fmt: skip
     meta = dict(**environment(device), repeats=args.repeats, dtype=dtype, layout=layout)
     print("written to", write_results(name + args.name, device, meta, rows, args.out))
+
+
+def profile_command(description: str, steps: int, extra: Callable | None = None):
+    """The command line of the step profilers (profile_step.py, profile_roles.py): models, task, batch, image size,
+    steps, device, ``--name`` and ``--out``, plus what ``extra(parser)`` adds. Returns the arguments and one
+    ``Setting`` per model: the harness's step (bf16 autocast, channels_last, batch 128 train / 256 inference on a
+    GPU; fp32 NCHW at batch 2 on a CPU), in ``--mode`` where ``extra`` adds it, else eager."""
+    import argparse
+
+    from adaptconv.benchmark import Setting
+
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="+")
+    ap.add_argument("--task", default="train", choices=["train", "inference"])
+    ap.add_argument("--batch", type=int)
+    ap.add_argument("--img-size", type=int, default=224)
+    ap.add_argument("--steps", type=int, default=steps)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--name", default="", help="suffix of the results file's name")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    if extra is not None:
+        extra(ap)
+    args = ap.parse_args()
+    gpu = args.device == "cuda"
+    batch = args.batch or ((128 if args.task == "train" else 256) if gpu else 2)
+    dtype, layout = ("bf16", "channels_last") if gpu else ("fp32", "nchw")
+    mode = getattr(args, "mode", "eager")
+    return args, [Setting(m, args.task, batch, dtype, layout, mode, args.img_size) for m in args.models]

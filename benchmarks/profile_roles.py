@@ -11,14 +11,12 @@ NCHW on a CPU). Writes benchmarks/results/profile_roles-<device>.json.
 
 from __future__ import annotations
 
-import argparse
 import collections
-from pathlib import Path
 
 import torch
-from _common import RESULTS, markdown_table, write_results
+from _common import markdown_table, profile_command, write_results
 
-from adaptconv.benchmark import Setting, environment
+from adaptconv.benchmark import environment
 from adaptconv.benchmark.harness import create
 from adaptconv.benchmark.profile import module_profile
 
@@ -52,23 +50,11 @@ def role(path: str | None, cls: str | None, op: str, kernel: dict[str, tuple]) -
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("models", nargs="+")
-    ap.add_argument("--task", default="train", choices=["train", "inference"])
-    ap.add_argument("--batch", type=int)
-    ap.add_argument("--img-size", type=int, default=224)
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--name", default="", help="suffix of the results file's name")
-    ap.add_argument("--out", type=Path, default=RESULTS)
-    args = ap.parse_args()
+    args, settings = profile_command(__doc__, steps=3)
     gpu = args.device == "cuda"
-    batch = args.batch or ((128 if args.task == "train" else 256) if gpu else 2)
     results = []
-    for model in args.models:
+    for model, s in zip(args.models, settings, strict=True):
         kernel = {n: m.kernel_size for n, m in create(model).named_modules() if isinstance(m, torch.nn.Conv2d)}
-        s = Setting(model, args.task, batch, "bf16" if gpu else "fp32", "channels_last" if gpu else "nchw",
-                    img_size=args.img_size)  # fmt: skip
         prof = module_profile(s, args.device, steps=args.steps)
         roles: dict[str, dict] = collections.defaultdict(lambda: dict(forward=0.0, backward=0.0, launches=0.0))
         for r in prof["rows"]:
@@ -77,13 +63,15 @@ def main() -> None:
             agg["launches"] += r["calls"]
         table = sorted(({"role": k, **v} for k, v in roles.items()), key=lambda r: -(r["forward"] + r["backward"]))
         results.append(dict(model=model, total_ms=prof["total_ms"], roles=table, modules=prof["rows"]))
-        print(f"\n## {model}: {s.task}, batch {batch}, {s.dtype}, {s.layout}: {prof['total_ms']:.2f} ms of "
+        print(f"\n## {model}: {s.task}, batch {s.batch}, {s.dtype}, {s.layout}: {prof['total_ms']:.2f} ms of "
               f"{'kernels' if gpu else 'operators'} a step")  # fmt: skip
         print(markdown_table(["role", "forward ms", "backward ms", "share", "launches"],
                              [[r["role"], f"{r['forward']:.2f}", f"{r['backward']:.2f}",
                                f"{100 * (r['forward'] + r['backward']) / prof['total_ms']:.1f}%",
                                f"{r['launches']:.0f}"] for r in table]))  # fmt: skip
-    meta = dict(**environment(args.device), task=args.task, batch=batch, img_size=args.img_size, steps=args.steps)
+    meta = dict(
+        **environment(args.device), task=args.task, batch=settings[0].batch, img_size=args.img_size, steps=args.steps
+    )
     print("\nwritten to", write_results("profile_roles" + args.name, args.device, meta, results, args.out))
 
 
