@@ -41,12 +41,13 @@ from _common import bound_main
 
 from adaptconv.models.rednet import InvolutionBottleneck, RedNetStem
 from adaptconv.ops import Involution2d, involution
-from adaptconv.ops.involution_aggregate import _empty_like_layout, involution_output_size
+from adaptconv.ops._tensors import empty_like_layout
+from adaptconv.ops.involution_aggregate import involution_output_size
 
 
 def _zeros(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
     """Zeros in ``like``'s layout, as the op's fake implementation describes its outputs."""
-    return _empty_like_layout(shape, like, like.dtype).zero_()
+    return empty_like_layout(shape, like, like.dtype).zero_()
 
 
 def _free_forward(x, weight, kernel_size, stride, padding, dilation):
@@ -67,7 +68,7 @@ def _free_generation(x: torch.Tensor, reduced: torch.Tensor, span_weight: torch.
 @_free_generation.register_fake
 def _(x, reduced, span_weight, span_bias, kernel_size, stride, padding, dilation):
     n, c = x.shape[:2]
-    return _empty_like_layout((n, c, reduced.shape[2], reduced.shape[3]), x, x.dtype)
+    return empty_like_layout((n, c, reduced.shape[2], reduced.shape[3]), x, x.dtype)
 
 
 def _free_generation_backward(ctx, grad_out: torch.Tensor):
@@ -94,7 +95,7 @@ def _free_involution(x: torch.Tensor, kernel_size: int, stride: int, padding: in
 def _involution_output_fake(x, kernel_size, stride, padding, dilation):
     """The involution layer's output: its shape and ``x``'s layout."""
     h, w = involution_output_size(x.shape[2], x.shape[3], kernel_size, stride, padding, dilation)
-    return _empty_like_layout((x.shape[0], x.shape[1], h, w), x, x.dtype)
+    return empty_like_layout((x.shape[0], x.shape[1], h, w), x, x.dtype)
 
 
 def _free_involution_backward(ctx, grad_out: torch.Tensor):
@@ -116,7 +117,7 @@ def use_free_involution() -> None:
 def _copy_involution(x: torch.Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> torch.Tensor:
     h, w = involution_output_size(x.shape[2], x.shape[3], kernel_size, stride, padding, dilation)
     sub = x[:, :, ::stride, ::stride][:, :, :h, :w]
-    return _empty_like_layout((x.shape[0], x.shape[1], h, w), x, x.dtype).copy_(sub)
+    return empty_like_layout((x.shape[0], x.shape[1], h, w), x, x.dtype).copy_(sub)
 
 
 _copy_involution.register_fake(_involution_output_fake)
@@ -125,7 +126,7 @@ _copy_involution.register_fake(_involution_output_fake)
 def _copy_involution_backward(ctx, grad_out: torch.Tensor):
     (x,) = ctx.saved_tensors
     stride = ctx.stride
-    grad = _zeros(tuple(x.shape), x) if stride > 1 else _empty_like_layout(tuple(x.shape), x, grad_out.dtype)
+    grad = _zeros(tuple(x.shape), x) if stride > 1 else empty_like_layout(tuple(x.shape), x, grad_out.dtype)
     grad[:, :, ::stride, ::stride][:, :, : grad_out.shape[2], : grad_out.shape[3]].copy_(grad_out)
     return grad, None, None, None, None
 

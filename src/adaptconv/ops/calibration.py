@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._tensors import accumulator_dtype, as_layout, empty_like_layout, memory_format_of
+
 __all__ = [
     "calibrate",
     "calibrate_backward_reference",
@@ -35,51 +37,35 @@ def nearest_source_index(out_size: int, in_size: int, device: torch.device | str
     return src.to(device)
 
 
-def _layout_of(t: Tensor) -> torch.memory_format:
-    # Decided from the strides alone (see involution_aggregate._is_channels_last for why not is_contiguous).
-    return torch.channels_last if t.dim() == 4 and t.stride(1) == 1 and t.shape[1] > 1 else torch.contiguous_format
-
-
-def _as_layout(t: Tensor, fmt: torch.memory_format) -> Tensor:
-    """``t`` with the strides a new tensor of its shape in ``fmt`` has (what the fake implementations promise),
-    copied only where they differ: ``contiguous(memory_format=...)`` keeps other strides on dimensions of size 1."""
-    out = torch.empty_like(t, memory_format=fmt)
-    return t if t.stride() == out.stride() else out.copy_(t)
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-
-
 def calibrate_reference(x: Tensor, k3: Tensor, y: Tensor) -> Tensor:
     """``k3 * sigmoid(x + Up(y))``: the official code's operations, in its order and precision (in k3's layout)."""
     out = k3 * torch.sigmoid(x + F.interpolate(y, size=x.shape[-2:], mode="nearest"))
-    return _as_layout(out, _layout_of(k3))
+    return as_layout(out, memory_format_of(k3))
 
 
 def calibrate_backward_reference(grad: Tensor, x: Tensor, k3: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(grad_x, grad_k3, grad_y) of ``calibrate_reference`` for ``grad``, computed in float32 for half types."""
-    acc = _compute_dtype(x.dtype)
+    acc = accumulator_dtype(x.dtype)
     g, xa, ka = grad.to(acc), x.to(acc), k3.to(acc)
     s = torch.sigmoid(xa + F.interpolate(y.to(acc), size=x.shape[-2:], mode="nearest"))
     grad_k3 = g * s
     grad_x = g * ka * s * (1 - s)
     grad_y = torch.ops.aten.upsample_nearest2d_backward(grad_x, list(x.shape[-2:]), list(y.shape), None, None)
-    return (_as_layout(grad_x.to(x.dtype), _layout_of(x)), _as_layout(grad_k3.to(k3.dtype), _layout_of(k3)),
-            _as_layout(grad_y.to(y.dtype), _layout_of(y)))  # fmt: skip
+    return (as_layout(grad_x.to(x.dtype), memory_format_of(x)), as_layout(grad_k3.to(k3.dtype), memory_format_of(k3)),
+            as_layout(grad_y.to(y.dtype), memory_format_of(y)))  # fmt: skip
 
 
 def calibration_pool_reference(x: Tensor, kh: int, kw: int) -> Tensor:
     """kh x kw average pooling, stride (kh, kw), floor mode: ``F.avg_pool2d`` as in the official code (in x's
     layout)."""
-    return _as_layout(F.avg_pool2d(x, (kh, kw), (kh, kw)), _layout_of(x))
+    return as_layout(F.avg_pool2d(x, (kh, kw), (kh, kw)), memory_format_of(x))
 
 
 def calibration_pool_backward_reference(grad: Tensor, height: int, width: int, kh: int, kw: int) -> Tensor:
     """Gradient of the pooling for an input of ``height`` x ``width``: each window's gradient over its kh * kw
     pixels, zero on the rows and columns that no window covers."""
     n, c, hs, ws = grad.shape
-    out = torch.empty((n, c, height, width), dtype=grad.dtype, device=grad.device, memory_format=_layout_of(grad))
+    out = empty_like_layout((n, c, height, width), grad, grad.dtype)
     out.zero_()
     spread = grad.repeat_interleave(kh, 2).repeat_interleave(kw, 3) / (kh * kw)
     out[..., : hs * kh, : ws * kw] = spread
@@ -98,7 +84,7 @@ def _calibrate_op(x: Tensor, k3: Tensor, y: Tensor) -> Tensor:
 def _(x: Tensor, k3: Tensor, y: Tensor) -> Tensor:
     # the reference's type promotion: a float32 x with bfloat16 k3 and y (autocast) gives float32
     dtype = torch.promote_types(torch.promote_types(x.dtype, k3.dtype), y.dtype)
-    return torch.empty_like(k3, dtype=dtype, memory_format=_layout_of(k3))
+    return empty_like_layout(tuple(k3.shape), k3, dtype)
 
 
 @torch.library.custom_op("adaptconv::calibrate_backward", mutates_args=())
@@ -108,7 +94,7 @@ def _calibrate_backward_op(grad: Tensor, x: Tensor, k3: Tensor, y: Tensor) -> tu
 
 @_calibrate_backward_op.register_fake
 def _(grad: Tensor, x: Tensor, k3: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    return tuple(torch.empty_like(t, memory_format=_layout_of(t)) for t in (x, k3, y))
+    return tuple(empty_like_layout(tuple(t.shape), t, t.dtype) for t in (x, k3, y))
 
 
 def _calibrate_setup(ctx, inputs, output) -> None:
@@ -130,7 +116,7 @@ def _pool_op(x: Tensor, kh: int, kw: int) -> Tensor:
 @_pool_op.register_fake
 def _(x: Tensor, kh: int, kw: int) -> Tensor:
     n, c, h, w = x.shape
-    return torch.empty((n, c, h // kh, w // kw), dtype=x.dtype, device=x.device, memory_format=_layout_of(x))
+    return empty_like_layout((n, c, h // kh, w // kw), x, x.dtype)
 
 
 @torch.library.custom_op("adaptconv::calibration_pool_backward", mutates_args=())
@@ -141,7 +127,7 @@ def _pool_backward_op(grad: Tensor, height: int, width: int, kh: int, kw: int) -
 @_pool_backward_op.register_fake
 def _(grad: Tensor, height: int, width: int, kh: int, kw: int) -> Tensor:
     n, c = grad.shape[:2]
-    return torch.empty((n, c, height, width), dtype=grad.dtype, device=grad.device, memory_format=_layout_of(grad))
+    return empty_like_layout((n, c, height, width), grad, grad.dtype)
 
 
 def _pool_setup(ctx, inputs, output) -> None:

@@ -15,14 +15,13 @@ program.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import torch
 from torch import Tensor
 
+from ._tensors import INT32_MAX, device_guard, empty_like_layout, is_channels_last, sample_extent
 from .calibration import (
-    _layout_of,
     calibrate_backward_reference,
     calibrate_reference,
     calibration_pool_backward_reference,
@@ -45,7 +44,6 @@ __all__ = ["AVAILABLE", "calibrate_backward_triton", "calibrate_triton", "calibr
 AVAILABLE = triton is not None
 
 _SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-_INT32_MAX = 2**31 - 1
 # Elements of one (columns, channels) register tile; the widest block of columns the gate kernels take.
 _TILE = 512
 _MAX_BLOCK_W = 256
@@ -168,10 +166,6 @@ def _scale(out_size: int, in_size: int) -> float:
     return float(torch.tensor(in_size, dtype=torch.float32) / out_size)
 
 
-def _device_guard(t: Tensor):
-    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
-
-
 def _gate_launch(kernel, tensors: tuple[Tensor, ...], x: Tensor, y: Tensor) -> None:
     """Launch a gate kernel over y's pixels and x's channels; ``tensors`` its pointer and stride arguments."""
     n, c, h, w = x.shape
@@ -181,14 +175,14 @@ def _gate_launch(kernel, tensors: tuple[Tensor, ...], x: Tensor, y: Tensor) -> N
     grid = (n * hy * wy, triton.cdiv(c, block_c))
     pointers = [t for t in tensors if isinstance(t, Tensor)]
     strides = [s for t in tensors if isinstance(t, tuple) for s in t]
-    with _device_guard(x):
+    with device_guard(x):
         kernel[grid](*pointers, c, h, w, hy, wy, _scale(h, hy), _scale(w, wy), *strides, BLOCK_W=block_w,
                      BLOCK_C=block_c, num_warps=4)  # fmt: skip
 
 
 def calibrate_triton(x: Tensor, k3: Tensor, y: Tensor) -> Tensor:
     """``k3 * sigmoid(x + Up(y))`` by the Triton kernel, any strides (the launcher does no checks)."""
-    out = torch.empty_like(k3, memory_format=_layout_of(k3))
+    out = empty_like_layout(tuple(k3.shape), k3, k3.dtype)
     if out.numel():
         _gate_launch(_gate_forward_kernel, (x, k3, y, out, x.stride(), k3.stride(), y.stride(), out.stride()), x, y)
     return out
@@ -196,7 +190,7 @@ def calibrate_triton(x: Tensor, k3: Tensor, y: Tensor) -> Tensor:
 
 def calibrate_backward_triton(grad: Tensor, x: Tensor, k3: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(grad_x, grad_k3, grad_y) by the Triton kernel, each in its input's layout."""
-    gx, gk, gy = (torch.empty_like(t, memory_format=_layout_of(t)) for t in (x, k3, y))
+    gx, gk, gy = (empty_like_layout(tuple(t.shape), t, t.dtype) for t in (x, k3, y))
     if x.numel():
         args = (grad, x, k3, y, gx, gk, gy, grad.stride(), x.stride(), k3.stride(), y.stride(), gx.stride(),
                 gk.stride(), gy.stride())  # fmt: skip
@@ -210,11 +204,11 @@ def calibration_pool_triton(x: Tensor, kh: int, kw: int) -> Tensor:
     """kh x kw average pooling of stride (kh, kw) by the Triton kernel."""
     n, c, h, w = x.shape
     hs, ws = h // kh, w // kw
-    out = torch.empty((n, c, hs, ws), dtype=x.dtype, device=x.device, memory_format=_layout_of(x))
+    out = empty_like_layout((n, c, hs, ws), x, x.dtype)
     if out.numel():
         block_w = triton.next_power_of_2(kw)
         block_c = min(triton.next_power_of_2(c), max(_TILE // block_w, 16))
-        with _device_guard(x):
+        with device_guard(x):
             _pool_forward_kernel[(n * hs * ws, triton.cdiv(c, block_c))](
                 x, out, c, hs, ws, kh, kw, *x.stride(), *out.stride(), BLOCK_W=block_w, BLOCK_C=block_c,
                 num_warps=4)  # fmt: skip
@@ -224,11 +218,11 @@ def calibration_pool_triton(x: Tensor, kh: int, kw: int) -> Tensor:
 def calibration_pool_backward_triton(grad: Tensor, height: int, width: int, kh: int, kw: int) -> Tensor:
     """The pooling's input gradient (height x width) by the Triton kernel."""
     n, c, hs, ws = grad.shape
-    out = torch.empty((n, c, height, width), dtype=grad.dtype, device=grad.device, memory_format=_layout_of(grad))
+    out = empty_like_layout((n, c, height, width), grad, grad.dtype)
     pixels = n * height * width
     if out.numel():
         block_c = min(triton.next_power_of_2(c), 64)
-        with _device_guard(grad):
+        with device_guard(grad):
             _pool_backward_kernel[(triton.cdiv(pixels, _BLOCK_P), triton.cdiv(c, block_c))](
                 grad, out, c, height, width, hs, ws, kh, kw, pixels, *grad.stride(), *out.stride(),
                 BLOCK_P=_BLOCK_P, BLOCK_C=block_c, num_warps=4)  # fmt: skip
@@ -240,15 +234,11 @@ def _served(*tensors: Tensor, elements: int | None = None) -> bool:
     op's largest tensor (``elements``, by default the first's), and offsets inside a sample that fit int32 (the
     sample offset is int64)."""
     first = tensors[0]
-    if first.dtype not in _SUPPORTED_DTYPES or _layout_of(first) is not torch.channels_last:
+    if first.dtype not in _SUPPORTED_DTYPES or not is_channels_last(first):
         return False
     if (first.numel() if elements is None else elements) < MIN_ELEMENTS:
         return False
-    for t in tensors:
-        extent = sum((size - 1) * stride for size, stride in zip(t.shape[1:], t.stride()[1:], strict=True))
-        if t.dtype != first.dtype or extent > _INT32_MAX:
-            return False
-    return True
+    return all(t.dtype == first.dtype and sample_extent(t) <= INT32_MAX for t in tensors)
 
 
 def _calibrate_cuda(x: Tensor, k3: Tensor, y: Tensor) -> Tensor:
@@ -271,7 +261,7 @@ def _pool_cuda(x: Tensor, kh: int, kw: int) -> Tensor:
 
 def _pool_backward_cuda(grad: Tensor, height: int, width: int, kh: int, kw: int) -> Tensor:
     n, c = grad.shape[:2]
-    if not _served(grad, elements=n * c * height * width) or height * width * c > _INT32_MAX:
+    if not _served(grad, elements=n * c * height * width) or height * width * c > INT32_MAX:
         return calibration_pool_backward_reference(grad, height, width, kh, kw)
     return calibration_pool_backward_triton(grad, height, width, kh, kw)
 

@@ -23,6 +23,7 @@ from torch import Tensor
 from torch.utils.flop_counter import register_flop_formula
 
 from ._checks import check_feature_map, check_kernel_size, check_positive_int, output_size
+from ._tensors import accumulator_dtype, as_layout, empty_like_layout, memory_format_of
 
 __all__ = [
     "involution_aggregate",
@@ -45,26 +46,6 @@ def involution_output_size(
     )
 
 
-def _is_channels_last(t: Tensor) -> bool:
-    """Whether ``t`` counts as channels_last: 4 dimensions, a channel axis of unit stride and more than one
-    channel. New tensors made like it are channels_last, and on CUDA the pixel-block kernels serve it
-    (``involution_triton``). Decided from the strides alone: ``is_contiguous`` compares the strides with the
-    sizes, which under torch.compile's dynamic shapes (a second input size) specialises the symbolic sizes of the
-    backward graph's tensors, whose strides are concrete, and inductor then failed on the constants left behind."""
-    return t.dim() == 4 and t.stride(1) == 1 and t.shape[1] > 1
-
-
-def _empty_like_layout(shape: tuple[int, ...], like: Tensor, dtype: torch.dtype) -> Tensor:
-    """A new (N, C, H, W) tensor in ``like``'s memory format (channels_last stays channels_last)."""
-    fmt = torch.channels_last if _is_channels_last(like) else torch.contiguous_format
-    return torch.empty(shape, dtype=dtype, device=like.device, memory_format=fmt)
-
-
-def _accumulator_dtype(dtype: torch.dtype) -> torch.dtype:
-    # Half-precision sums over K*K taps lose too much: accumulate them in float32.
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-
-
 def _tap(t: Tensor, i: int, j: int, stride: int, dilation: int, out_hw: tuple[int, int]) -> Tensor:
     """The strided view of padded ``t`` that tap (i, j) reads for every output pixel."""
     ho, wo = out_hw
@@ -80,8 +61,8 @@ def involution_aggregate_reference(
     ho, wo = weight.shape[-2:]
     k2 = kernel_size * kernel_size
     groups = weight.shape[1] // k2
-    acc = _accumulator_dtype(x.dtype)
-    out = _empty_like_layout((n, c, ho, wo), x, acc).zero_()
+    acc = accumulator_dtype(x.dtype)
+    out = empty_like_layout((n, c, ho, wo), x, acc).zero_()
     out_g = out.unflatten(1, (groups, -1))
     x_g = F.pad(x, (padding,) * 4).unflatten(1, (groups, -1))
     w_g = weight.unflatten(1, (groups, k2))
@@ -100,12 +81,12 @@ def involution_aggregate_backward_reference(
     ho, wo = weight.shape[-2:]
     k2 = kernel_size * kernel_size
     groups = weight.shape[1] // k2
-    acc = _accumulator_dtype(x.dtype)
+    acc = accumulator_dtype(x.dtype)
     grad_out_g = grad_out.reshape(n, groups, c // groups, ho, wo).to(acc)
     x_g = F.pad(x, (padding,) * 4).unflatten(1, (groups, -1))
     w_g = weight.unflatten(1, (groups, k2))
     grad_xp = torch.zeros((n, groups, c // groups, h + 2 * padding, w + 2 * padding), dtype=acc, device=x.device)
-    grad_w = _empty_like_layout(tuple(weight.shape), weight, acc)
+    grad_w = empty_like_layout(tuple(weight.shape), weight, acc)
     grad_w_g = grad_w.unflatten(1, (groups, k2))
     for i in range(kernel_size):
         for j in range(kernel_size):
@@ -114,9 +95,8 @@ def involution_aggregate_backward_reference(
             patch = _tap(x_g, i, j, stride, dilation, (ho, wo)).to(acc)
             grad_w_g[:, :, t] = (grad_out_g * patch).sum(2)
     grad_x = grad_xp[..., padding : padding + h, padding : padding + w].reshape(n, c, h, w)
-    fmt = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
     # A real copy in x's layout: the padded buffer's view has other strides than the fake implementation says.
-    return grad_x.to(x.dtype).contiguous(memory_format=fmt), grad_w.to(weight.dtype)
+    return as_layout(grad_x.to(x.dtype), memory_format_of(x)), grad_w.to(weight.dtype)
 
 
 @torch.library.custom_op("adaptconv::involution_aggregate", mutates_args=())
@@ -127,7 +107,7 @@ def _aggregate_op(x: Tensor, weight: Tensor, kernel_size: int, stride: int, padd
 @_aggregate_op.register_fake
 def _(x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> Tensor:
     n, c = x.shape[:2]
-    return _empty_like_layout((n, c, weight.shape[2], weight.shape[3]), x, x.dtype)
+    return empty_like_layout((n, c, weight.shape[2], weight.shape[3]), x, x.dtype)
 
 
 @torch.library.custom_op("adaptconv::involution_aggregate_backward", mutates_args=())
@@ -139,7 +119,7 @@ def _aggregate_backward_op(
 
 @_aggregate_backward_op.register_fake
 def _(grad_out, x, weight, kernel_size, stride, padding, dilation):
-    return _empty_like_layout(tuple(x.shape), x, x.dtype), _empty_like_layout(tuple(weight.shape), weight, weight.dtype)
+    return empty_like_layout(tuple(x.shape), x, x.dtype), empty_like_layout(tuple(weight.shape), weight, weight.dtype)
 
 
 def _setup_context(ctx, inputs, output) -> None:

@@ -16,12 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._tensors import accumulator_dtype, empty_like_layout, memory_format_of
 from .involution_aggregate import (
-    _accumulator_dtype,
     _aggregate_backward_op,
     _aggregate_op,
-    _empty_like_layout,
-    _is_channels_last,
     involution_aggregate_backward_reference,
     involution_aggregate_reference,
 )
@@ -39,7 +37,7 @@ def _use_windows(x: Tensor, weight: Tensor, kernel_size: int) -> bool:
         return PATH == "windows"
     n, c = x.shape[:2]
     pixels, taps = weight.shape[2] * weight.shape[3], kernel_size * kernel_size
-    product = n * c * taps * pixels * torch.finfo(_accumulator_dtype(x.dtype)).bits // 8
+    product = n * c * taps * pixels * torch.finfo(accumulator_dtype(x.dtype)).bits // 8
     return pixels < taps and product <= WINDOW_MAX_BYTES
 
 
@@ -48,7 +46,7 @@ def _windows(x: Tensor, groups: int, kernel_size: int, stride: int, padding: int
     """Every output pixel's K x K window, (N, G, C/G, K, K, H_out, W_out): a strided view of the padded input,
     so the unfolded tensor is never copied (in the accumulation dtype)."""
     n, c = x.shape[:2]
-    xp = F.pad(x.to(_accumulator_dtype(x.dtype)), (padding,) * 4)
+    xp = F.pad(x.to(accumulator_dtype(x.dtype)), (padding,) * 4)
     sn, sc, sh, sw = xp.stride()
     size = (n, groups, c // groups, kernel_size, kernel_size, *out_hw)
     strides = (sn, sc * (c // groups), sc, sh * dilation, sw * dilation, sh * stride, sw * stride)
@@ -57,7 +55,7 @@ def _windows(x: Tensor, groups: int, kernel_size: int, stride: int, padding: int
 
 def _weight_groups(weight: Tensor, kernel_size: int) -> Tensor:
     n, _, ho, wo = weight.shape
-    return weight.to(_accumulator_dtype(weight.dtype)).reshape(n, -1, 1, kernel_size, kernel_size, ho, wo)
+    return weight.to(accumulator_dtype(weight.dtype)).reshape(n, -1, 1, kernel_size, kernel_size, ho, wo)
 
 
 @_aggregate_op.register_kernel("cpu")
@@ -67,7 +65,7 @@ def _forward_cpu(x: Tensor, weight: Tensor, kernel_size: int, stride: int, paddi
     w_g = _weight_groups(weight, kernel_size)
     y = (_windows(x, w_g.shape[1], kernel_size, stride, padding, dilation, w_g.shape[-2:]) * w_g).sum((3, 4))
     y = y.flatten(1, 2)
-    out = _empty_like_layout(tuple(y.shape), x, x.dtype)
+    out = empty_like_layout(tuple(y.shape), x, x.dtype)
     return out.copy_(y)
 
 
@@ -85,6 +83,6 @@ def _backward_cpu(
     # grad_x scatters every window back onto the input: col2im of the per-window gradients
     grad_cols = (g * w_g).reshape(n, c * kernel_size * kernel_size, -1)
     grad_x = F.fold(grad_cols, (h, w), kernel_size, dilation=dilation, padding=padding, stride=stride)
-    fmt = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
-    grad_w_out = _empty_like_layout(tuple(weight.shape), weight, weight.dtype).copy_(grad_w)
+    fmt = memory_format_of(x)
+    grad_w_out = empty_like_layout(tuple(weight.shape), weight, weight.dtype).copy_(grad_w)
     return grad_x.to(x.dtype).contiguous(memory_format=fmt), grad_w_out

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._checks import check_feature_map, check_kernel_size, check_positive_int
-from .involution_aggregate import _empty_like_layout, involution_aggregate_reference, involution_output_size
+from ._tensors import empty_like_layout
+from .involution_aggregate import involution_aggregate_reference, involution_output_size
 
 __all__ = ["involution_fused", "involution_fused_reference"]
 
@@ -61,7 +62,7 @@ def _fused_op(
 @_fused_op.register_fake
 def _(x, reduced, span_weight, span_bias, kernel_size, stride, padding, dilation):
     n, c = x.shape[:2]
-    return _empty_like_layout((n, c, reduced.shape[2], reduced.shape[3]), x, x.dtype)
+    return empty_like_layout((n, c, reduced.shape[2], reduced.shape[3]), x, x.dtype)
 
 
 def _setup_context(ctx, inputs, output) -> None:

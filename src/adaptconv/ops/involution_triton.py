@@ -14,14 +14,11 @@ tiles: NCHW and other layouts), ``_involution_kernels_nhwc`` (pixel blocks: chan
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from torch import Tensor
 
+from ._tensors import INT32_MAX, device_guard, empty_like_layout, is_channels_last, sample_extent
 from .involution_aggregate import (
-    _empty_like_layout,
-    _is_channels_last,
     involution_aggregate_backward_reference,
     involution_aggregate_reference,
 )
@@ -57,7 +54,6 @@ _MAX_BLOCK_C = 32
 # Reduced channels of the fused kernel's generator held in registers at a time (C_r = C/4 is 8-128 in RedNet-50);
 # more are streamed in chunks of this many for every tap.
 _MAX_BLOCK_R = 32
-_INT32_MAX = 2**31 - 1
 
 
 def _block_channels(group_channels: int) -> int:
@@ -70,12 +66,7 @@ def _needs_int64(tensors: tuple[Tensor, ...], reach: int) -> bool:
     ``reach`` bounds how many rows or columns a tap's pointer arithmetic steps outside a tensor (padding plus the
     window's span); the kernels only dereference in-range elements, but the offsets must not wrap on the way.
     """
-    for t in tensors:
-        _, _, stride_h, stride_w = t.stride()
-        extent = sum((size - 1) * stride for size, stride in zip(t.shape[1:], t.stride()[1:], strict=True))
-        if extent + reach * (stride_h + stride_w) > _INT32_MAX:
-            return True
-    return False
+    return any(sample_extent(t) + reach * (t.stride(2) + t.stride(3)) > INT32_MAX for t in tensors)
 
 
 #: the kernel families, see ``_family``
@@ -96,7 +87,7 @@ def _family(x: Tensor, weight: Tensor, kernel_size: int, stride: int, dilation: 
         keys = config.kwargs
         family = "band" if "BLOCK_M" in keys else "pixel" if "BLOCK_P" in keys else "tile"
     if family is None:
-        return "pixel" if _is_channels_last(x) else "tile"
+        return "pixel" if is_channels_last(x) else "tile"
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
     if family == "band":
@@ -120,11 +111,6 @@ def _launch(kernel, grid, config: triton.Config | None, *args, **kwargs) -> None
         kernel[grid](*args, **kwargs)
     else:
         kernel.fn[grid](*args, **kwargs, **config.kwargs, num_warps=config.num_warps)
-
-
-def _device_guard(t: Tensor):
-    # Triton launches on the current CUDA device: make it the tensors' one.
-    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
 
 
 def _constants(group_channels: int, kernel_size: int, stride: int, padding: int, dilation: int,
@@ -176,7 +162,7 @@ def involution_aggregate_triton(
     n, c, h, w = x.shape
     ho, wo = weight.shape[-2:]
     groups, group_channels = _geometry(x, weight, kernel_size)
-    y = _empty_like_layout((n, c, ho, wo), x, x.dtype)
+    y = empty_like_layout((n, c, ho, wo), x, x.dtype)
     if y.numel() == 0:
         return y
     args = (x, weight, y, group_channels, groups, h, w, ho, wo)
@@ -184,7 +170,7 @@ def involution_aggregate_triton(
     reach = padding + (kernel_size - 1) * dilation
     family = _family(x, weight, kernel_size, stride, dilation, config, family)
     constants = _constants(group_channels, kernel_size, stride, padding, dilation, (x, weight, y), reach, wide, family)
-    with _device_guard(x):
+    with device_guard(x):
         if family == "band":
             _launch(_kernels_band.forward_kernel, _band_grid(n * groups, ho, wo, "M_STEP"), config, *args, *strides,
                     **constants)  # fmt: skip
@@ -220,8 +206,8 @@ def involution_aggregate_backward_triton(
     n, c, h, w = x.shape
     ho, wo = weight.shape[-2:]
     groups, group_channels = _geometry(x, weight, kernel_size)
-    grad_x = _empty_like_layout(tuple(x.shape), x, x.dtype)
-    grad_w = _empty_like_layout(tuple(weight.shape), weight, weight.dtype)
+    grad_x = empty_like_layout(tuple(x.shape), x, x.dtype)
+    grad_w = empty_like_layout(tuple(weight.shape), weight, weight.dtype)
     if grad_x.numel() == 0 or grad_w.numel() == 0:
         return grad_x.zero_(), grad_w.zero_()
     reach = padding + (kernel_size - 1) * dilation + stride
@@ -231,7 +217,7 @@ def involution_aggregate_backward_triton(
         # Two launches: the kernel gradient per output row, the input gradient per input row.
         constants = _constants(*window, (grad_out, x, weight, grad_x, grad_w), reach, wide, family)
         sizes = (group_channels, groups, h, w, ho, wo)
-        with _device_guard(x):
+        with device_guard(x):
             _launch(_kernels_band.weight_grad_kernel, _band_grid(n * groups, ho, wo, "M_STEP"), config,
                     grad_out, x, grad_w, *sizes, *grad_out.stride(), *x.stride(), *grad_w.stride(),
                     **constants)  # fmt: skip
@@ -244,7 +230,7 @@ def involution_aggregate_backward_triton(
         tensors = (grad_out, x, weight, grad_x, grad_w)
         pixels = max(ho * wo, h * w)  # a block is taken as output pixels for grad_w and as input pixels for grad_x
         grid = lambda meta: (n * groups * triton.cdiv(pixels, meta["BLOCK_P"]),)  # noqa: E731
-        with _device_guard(x):
+        with device_guard(x):
             _launch(
                 _kernels_nhwc.backward_kernel, grid, config,
                 *tensors, group_channels, groups, h, w, ho, wo, *(st for t in tensors for st in t.stride()),
@@ -253,11 +239,11 @@ def involution_aggregate_backward_triton(
         return grad_x, grad_w
     # A group wider than one channel chunk sums its partial kernel gradients in memory: keep those in float32.
     chunked = group_channels > _block_channels(group_channels) and weight.dtype != torch.float32
-    grad_w_acc = _empty_like_layout(tuple(weight.shape), weight, torch.float32) if chunked else grad_w
+    grad_w_acc = empty_like_layout(tuple(weight.shape), weight, torch.float32) if chunked else grad_w
     tensors = (grad_out, x, weight, grad_x, grad_w_acc)
     # Every input pixel belongs to one program: the tiles cover the larger of the output grid and ceil(H/s).
     grid_h, grid_w = max(ho, triton.cdiv(h, stride)), max(wo, triton.cdiv(w, stride))
-    with _device_guard(x):
+    with device_guard(x):
         _launch(
             _kernels.backward_kernel, _tile_grid(n * groups, grid_h, grid_w), config,
             *tensors, group_channels, groups, h, w, ho, wo, grid_h, grid_w,
@@ -288,12 +274,12 @@ def involution_fused_triton(
     ho, wo = reduced.shape[-2:]
     groups = span_weight.shape[0] // (kernel_size * kernel_size)
     group_channels = c // groups
-    y = _empty_like_layout((n, c, ho, wo), x, x.dtype)
+    y = empty_like_layout((n, c, ho, wo), x, x.dtype)
     if y.numel() == 0:
         return y
     reach = padding + (kernel_size - 1) * dilation
     reduced_channels = reduced.shape[1]
-    with _device_guard(x):
+    with device_guard(x):
         _kernels.fused_forward_kernel[_tile_grid(n * groups, ho, wo)](
             x, reduced, span_weight, span_bias, y,
             group_channels, groups, reduced_channels, h, w, ho, wo, ho, wo,
