@@ -16,6 +16,7 @@ from helpers import arrange, rel_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from adaptconv.ops import SelfCalibratedConv2d, calibrate, calibration_triton
 from adaptconv.ops.calibration import nearest_source_index
@@ -186,12 +187,11 @@ def test_cuda_ops_match_reference(kernels_for_all_sizes, case, layout, dtype):
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("compiled", [False, True])
-def test_cuda_module_fused_is_as_accurate_as_unfused(no_tf32, kernels_for_all_sizes, dtype, stride, compiled):
-    """A training step of SelfCalibratedConv2d in channels_last: output and gradients of the fused kernels and of the
-    official ops, each against float64 on the CPU; the fused ones may not be less accurate (bf16: autocast).
-    Compiled, both run the official ops (SelfCalibratedConv2d.fused): that case checks inductor's lowering."""
-    torch._dynamo.reset()
+def test_cuda_module_fused_is_as_accurate_as_unfused(no_tf32, kernels_for_all_sizes, dtype, stride):
+    """An eager training step of SelfCalibratedConv2d in channels_last: output and gradients of the fused kernels and
+    of the official ops, each against float64 on the CPU; the fused ones may not be less accurate (bf16: autocast).
+    (Compiled, both settings run the official ops: test_compiled_module_runs_the_official_ops; tests/models'
+    inductor tests check that lowering.)"""
     m = SelfCalibratedConv2d(32, stride=stride).cuda().to(memory_format=torch.channels_last)
     x = torch.randn(3, 32, 29, 23, device="cuda").to(memory_format=torch.channels_last).requires_grad_(True)
 
@@ -206,11 +206,68 @@ def test_cuda_module_fused_is_as_accurate_as_unfused(no_tf32, kernels_for_all_si
     errors = {}
     for fused in (True, False):
         m.fused = fused
-        got = step(torch.compile(m) if compiled else m, x, dtype is not torch.float32)
+        got = step(m, x, dtype is not torch.float32)
         errors[fused] = [rel_error(a.cpu(), b) for a, b in zip(got, ref, strict=True)]
     floor = 1e-5 if dtype is torch.float32 else 1e-2
     for i, (fused_error, official_error) in enumerate(zip(errors[True], errors[False], strict=True)):
         assert fused_error <= max(2 * official_error, floor), (i, fused_error, official_error)
+
+
+class _OpRecorder(TorchDispatchMode):
+    """Records the name of every operator dispatched while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("hooked", [False, True])
+def test_eager_module_calls_the_custom_ops_unless_the_gate_is_hooked(hooked):
+    m = SelfCalibratedConv2d(4)
+    if hooked:
+        m.calibration_gate.register_forward_hook(lambda *_: None)
+    with _OpRecorder() as rec:
+        m(torch.randn(1, 4, 8, 8))
+    ops = set(rec.names)
+    assert "adaptconv.calibration_pool.default" in ops
+    assert ("adaptconv.calibrate.default" in ops) is not hooked
+    assert ("aten.sigmoid.default" in ops) is hooked
+
+
+def test_compiled_module_runs_the_official_ops():
+    """Under torch.compile the graph holds PyTorch's pooling, up-sampling and sigmoid, not the custom ops (inductor
+    fuses those itself)."""
+    graph_ops: list[str] = []
+
+    def backend(gm, example_inputs):
+        graph_ops.extend(str(node.target) for node in gm.graph.nodes)
+        return gm.forward
+
+    torch._dynamo.reset()
+    torch.compile(SelfCalibratedConv2d(4), backend=backend, fullgraph=True)(torch.randn(1, 4, 8, 8))
+    torch._dynamo.reset()
+    assert any("sigmoid" in op for op in graph_ops) and any("avg_pool2d" in op for op in graph_ops)
+    assert not any("adaptconv" in op for op in graph_ops)
+
+
+@needs_triton
+def test_kernels_serve_large_channels_last_tensors_of_one_dtype(monkeypatch):
+    """Which tensors the CUDA ops give the kernels (the rest go to the references); the rule itself, on CPU tensors."""
+    served = calibration_triton._served
+    monkeypatch.setattr(calibration_triton, "MIN_ELEMENTS", 1000)
+    big = torch.empty(2, 8, 10, 10).to(memory_format=torch.channels_last)  # 1600 elements
+    assert served(big, big)
+    assert not served(big.contiguous(), big)  # contiguous
+    assert not served(big.double(), big.double())  # float64
+    assert not served(big, big.half())  # mixed dtypes
+    assert not served(big[:, :, :5])  # 800 elements
+    assert served(big[:, :, :1, :1], elements=1600)  # the op's largest tensor decides
+    wide = torch.empty_strided((2, 8, 10, 10), (2**33, 1, 2**28, 8), device="meta")  # offsets past int32
+    assert not served(wide)
 
 
 @pytest.mark.gpu
