@@ -22,7 +22,8 @@
 #          pool's two implementations
 # scnet:   SCNet's runs of docs/scnet_speed.md: the models with the fused calibration and with the official ops
 #          (+unfused), at batch 1 and 8, compiled and with CUDA graphs; the profile by module role; one bottleneck;
-#          the bound with the self-calibration free (CUDA graphs; training one process, inference another)
+#          the bound with the self-calibration free (CUDA graphs; training one process, inference another); the
+#          pooling paths at K2's 4x4 windows (the bound part times them at the involution's 2x2)
 # Each part writes its JSON and Markdown files to OUT_DIR (default benchmarks/results). Kernel tuning results are
 # kept on disk (TRITON_CACHE_AUTOTUNING=1), so a second run of the script does not tune again.
 set -uo pipefail
@@ -69,6 +70,7 @@ for part in $parts; do
            bench scnet50_v1d --task train --mode reduce-overhead --name scnet50_v1d-reduce-overhead-train || status=1
            python benchmarks/profile_roles.py scnet50 scnet50+unfused resnet50 --out "$out" || status=1
            python benchmarks/scnet_block.py --out "$out" || status=1
+           python benchmarks/stride_pool.py --window 4 --out "$out" || status=1
            python benchmarks/free_calibration.py --tasks train --name=-reduce-overhead-train --out "$out" || status=1
            python benchmarks/free_calibration.py --tasks inference --name=-reduce-overhead-inference --out "$out" \
              || status=1 ;;

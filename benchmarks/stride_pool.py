@@ -1,11 +1,14 @@
-"""The involution's stride-2 average pool at RedNet-50's shapes: ``avg_pool2d`` against ``stride_avg_pool``.
+"""The two windowed average pools at their models' shapes: PyTorch's ``avg_pool2d`` against the package's two fast
+paths, which do the same thing by different means.
 
-    python benchmarks/stride_pool.py [--batch 128] [--dtype bfloat16] [--repeats 50]
+    python benchmarks/stride_pool.py [--window 2] [--batch 128] [--dtype bfloat16] [--repeats 50]
 
-The kernel generator of each stride-2 involution averages its input over 2x2 windows. Times PyTorch's
-``avg_pool2d`` (ceil mode, no padding counted) and ``adaptconv.ops._layers.stride_avg_pool`` (a window mean on
-channels_last CUDA maps), forward and forward + backward, channels_last; writes
-benchmarks/results/stride_pool-<device>.json.
+``--window 2``: the kernel generator of each stride-2 involution averages its input over 2x2 windows (RedNet-50's
+shapes); ``--window 4``: SCNet-50's K2 branch averages over 4x4 windows. Times PyTorch's ``avg_pool2d``,
+``adaptconv.ops._layers.stride_avg_pool`` (a window mean of channels_last CUDA maps, what the involution uses; only
+on maps the window divides) and the ``adaptconv::calibration_pool`` op (Triton kernels on CUDA channels_last maps,
+what SCNet uses), forward and forward + backward, channels_last. On maps the window divides all three compute the
+same average. Writes benchmarks/results/stride_pool<-window4>-<device>.json.
 """
 
 from __future__ import annotations
@@ -20,12 +23,19 @@ from _common import RESULTS, markdown_table, write_results
 from adaptconv.benchmark import environment, median_ms
 from adaptconv.ops._layers import stride_avg_pool
 
-#: (layer, channels, side) of RedNet-50's stride-2 involutions' inputs
-SHAPES = [("layer2.0", 128, 56), ("layer3.0", 256, 28), ("layer4.0", 512, 14)]
-POOLS = {
-    "avg_pool2d": lambda x: F.avg_pool2d(x, 2, 2, ceil_mode=True, count_include_pad=False),
-    "stride_avg_pool": lambda x: stride_avg_pool(x, 2),
+#: window -> (layer, channels, side) of the pooled inputs: RedNet-50's stride-2 involutions, SCNet-50's K2 branches
+SHAPES = {
+    2: [("layer2.0", 128, 56), ("layer3.0", 256, 28), ("layer4.0", 512, 14)],
+    4: [("layer1", 32, 56), ("layer2", 64, 28), ("layer3", 128, 14), ("layer4", 256, 7)],
 }
+
+
+def pools(window: int) -> dict:
+    return {
+        "avg_pool2d": lambda x: F.avg_pool2d(x, window, window, ceil_mode=window == 2, count_include_pad=False),
+        "stride_avg_pool": lambda x: stride_avg_pool(x, window),
+        "calibration_pool": lambda x: torch.ops.adaptconv.calibration_pool(x, window, window),
+    }
 
 
 def step(pool, x: torch.Tensor, grad: torch.Tensor | None):
@@ -41,6 +51,7 @@ def step(pool, x: torch.Tensor, grad: torch.Tensor | None):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--window", type=int, default=2, choices=sorted(SHAPES))
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16", "float16"])
     ap.add_argument("--repeats", type=int, default=50)
@@ -48,22 +59,27 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     dtype = getattr(torch, args.dtype)
-    rows = []
-    for layer, c, side in SHAPES:
+    window, rows = args.window, []
+    for layer, c, side in SHAPES[window]:
         x = torch.randn(args.batch, c, side, side, device=args.device, dtype=dtype)
         x = x.to(memory_format=torch.channels_last).requires_grad_()
-        grad = torch.randn_like(POOLS["avg_pool2d"](x))
         row = dict(layer=layer, channels=c, side=side)
-        for name, pool in POOLS.items():
+        for name, pool in pools(window).items():
+            if name == "stride_avg_pool" and side % window:
+                continue  # ceil mode there: another average than the others'
+            grad = torch.randn_like(pool(x))
             row[f"{name}_fwd_us"] = 1e3 * median_ms(step(pool, x, None), args.device, args.repeats)
             row[f"{name}_fwd_bwd_us"] = 1e3 * median_ms(step(pool, x, grad), args.device, args.repeats)
         rows.append(row)
-    meta = dict(**environment(args.device), batch=args.batch, dtype=args.dtype, layout="channels_last")
-    print(markdown_table(["layer", "C", "side", *(f"{p} {k} us" for p in POOLS for k in ("fwd", "fwd+bwd"))],
+    meta = dict(**environment(args.device), window=window, batch=args.batch, dtype=args.dtype, layout="channels_last")
+    names = list(pools(window))
+    us = lambda r, key: "-" if key not in r else f"{r[key]:.0f}"  # noqa: E731
+    print(markdown_table(["layer", "C", "side", *(f"{p} {k} us" for p in names for k in ("fwd", "fwd+bwd"))],
                          [[r["layer"], r["channels"], r["side"],
-                           *(f"{r[f'{p}_{k}_us']:.0f}" for p in POOLS for k in ("fwd", "fwd_bwd"))]
+                           *(us(r, f"{p}_{k}_us") for p in names for k in ("fwd", "fwd_bwd"))]
                           for r in rows]))  # fmt: skip
-    print("written to", write_results("stride_pool", args.device, meta, rows, args.out))
+    name = "stride_pool" + ("" if window == 2 else f"-window{window}")
+    print("written to", write_results(name, args.device, meta, rows, args.out))
 
 
 if __name__ == "__main__":

@@ -61,15 +61,11 @@ def calibration_pool_reference(x: Tensor, kh: int, kw: int) -> Tensor:
     return as_layout(F.avg_pool2d(x, (kh, kw), (kh, kw)), memory_format_of(x))
 
 
-def calibration_pool_backward_reference(grad: Tensor, height: int, width: int, kh: int, kw: int) -> Tensor:
-    """Gradient of the pooling for an input of ``height`` x ``width``: each window's gradient over its kh * kw
-    pixels, zero on the rows and columns that no window covers."""
-    n, c, hs, ws = grad.shape
-    out = empty_like_layout((n, c, height, width), grad, grad.dtype)
-    out.zero_()
-    spread = grad.repeat_interleave(kh, 2).repeat_interleave(kw, 3) / (kh * kw)
-    out[..., : hs * kh, : ws * kw] = spread
-    return out
+def calibration_pool_backward_reference(grad: Tensor, x: Tensor, kh: int, kw: int) -> Tensor:
+    """Gradient of the pooling of ``x`` (only its shape and layout are read): each window's gradient over its
+    kh * kw pixels, zero on the rows and columns that no window covers; PyTorch's own average-pool backward."""
+    out = torch.ops.aten.avg_pool2d_backward(grad, x, [kh, kw], [kh, kw], [0, 0], False, True, None)
+    return as_layout(out, memory_format_of(x))
 
 
 # --- the custom ops --------------------------------------------------------------------------------------------
@@ -120,23 +116,24 @@ def _(x: Tensor, kh: int, kw: int) -> Tensor:
 
 
 @torch.library.custom_op("adaptconv::calibration_pool_backward", mutates_args=())
-def _pool_backward_op(grad: Tensor, height: int, width: int, kh: int, kw: int) -> Tensor:
-    return calibration_pool_backward_reference(grad, height, width, kh, kw)
+def _pool_backward_op(grad: Tensor, x: Tensor, kh: int, kw: int) -> Tensor:
+    return calibration_pool_backward_reference(grad, x, kh, kw)
 
 
 @_pool_backward_op.register_fake
-def _(grad: Tensor, height: int, width: int, kh: int, kw: int) -> Tensor:
-    n, c = grad.shape[:2]
-    return empty_like_layout((n, c, height, width), grad, grad.dtype)
+def _(grad: Tensor, x: Tensor, kh: int, kw: int) -> Tensor:
+    return empty_like_layout(tuple(x.shape), x, grad.dtype)
 
 
 def _pool_setup(ctx, inputs, output) -> None:
+    # x for its shape and layout: no extra memory in SCNet, where K3's conv saves the same tensor
     x, kh, kw = inputs
-    ctx.conf = (x.shape[-2], x.shape[-1], kh, kw)
+    ctx.save_for_backward(x)
+    ctx.window = (kh, kw)
 
 
 def _pool_grad(ctx, grad: Tensor):
-    return _pool_backward_op(grad, *ctx.conf), None, None
+    return _pool_backward_op(grad, *ctx.saved_tensors, *ctx.window), None, None
 
 
 _pool_op.register_autograd(_pool_grad, setup_context=_pool_setup)

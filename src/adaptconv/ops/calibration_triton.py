@@ -215,10 +215,11 @@ def calibration_pool_triton(x: Tensor, kh: int, kw: int) -> Tensor:
     return out
 
 
-def calibration_pool_backward_triton(grad: Tensor, height: int, width: int, kh: int, kw: int) -> Tensor:
-    """The pooling's input gradient (height x width) by the Triton kernel."""
+def calibration_pool_backward_triton(grad: Tensor, x: Tensor, kh: int, kw: int) -> Tensor:
+    """The pooling's input gradient by the Triton kernel, in x's shape and layout (x's values are not read)."""
     n, c, hs, ws = grad.shape
-    out = empty_like_layout((n, c, height, width), grad, grad.dtype)
+    height, width = x.shape[-2:]
+    out = empty_like_layout(tuple(x.shape), x, grad.dtype)
     pixels = n * height * width
     if out.numel():
         block_c = min(triton.next_power_of_2(c), 64)
@@ -229,14 +230,12 @@ def calibration_pool_backward_triton(grad: Tensor, height: int, width: int, kh: 
     return out
 
 
-def _served(*tensors: Tensor, elements: int | None = None) -> bool:
-    """Whether the kernels take these tensors: channels_last, one supported dtype, ``MIN_ELEMENTS`` or more in the
-    op's largest tensor (``elements``, by default the first's), and offsets inside a sample that fit int32 (the
-    sample offset is int64)."""
+def _served(*tensors: Tensor) -> bool:
+    """Whether the kernels take these tensors: the first (the op's largest) channels_last, of a supported dtype and
+    of ``MIN_ELEMENTS`` or more; all of its dtype; offsets inside a sample that fit int32 (the sample offset is
+    int64)."""
     first = tensors[0]
-    if first.dtype not in _SUPPORTED_DTYPES or not is_channels_last(first):
-        return False
-    if (first.numel() if elements is None else elements) < MIN_ELEMENTS:
+    if first.dtype not in _SUPPORTED_DTYPES or not is_channels_last(first) or first.numel() < MIN_ELEMENTS:
         return False
     return all(t.dtype == first.dtype and sample_extent(t) <= INT32_MAX for t in tensors)
 
@@ -259,11 +258,10 @@ def _pool_cuda(x: Tensor, kh: int, kw: int) -> Tensor:
     return calibration_pool_triton(x, kh, kw)
 
 
-def _pool_backward_cuda(grad: Tensor, height: int, width: int, kh: int, kw: int) -> Tensor:
-    n, c = grad.shape[:2]
-    if not _served(grad, elements=n * c * height * width) or height * width * c > INT32_MAX:
-        return calibration_pool_backward_reference(grad, height, width, kh, kw)
-    return calibration_pool_backward_triton(grad, height, width, kh, kw)
+def _pool_backward_cuda(grad: Tensor, x: Tensor, kh: int, kw: int) -> Tensor:
+    if not _served(x, grad):
+        return calibration_pool_backward_reference(grad, x, kh, kw)
+    return calibration_pool_backward_triton(grad, x, kh, kw)
 
 
 if AVAILABLE:
