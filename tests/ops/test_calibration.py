@@ -78,6 +78,18 @@ def run_kernels(x, k3, y, grad, grad_pool, kh, kw):
             t.calibration_pool_backward_triton(grad_pool, x, kh, kw)]  # fmt: skip
 
 
+def run_cuda_implementations(x, k3, y, grad, grad_pool, kh, kw):
+    """The functions registered as the ops' CUDA implementations, with the kernels taking every size (run in the
+    interpreter's worker, on CPU tensors)."""
+    t = calibration_triton
+    saved, t.MIN_ELEMENTS = t.MIN_ELEMENTS, 0
+    try:
+        return [t._calibrate_cuda(x, k3, y), *t._calibrate_backward_cuda(grad, x, k3, y), t._pool_cuda(x, kh, kw),
+                t._pool_backward_cuda(grad_pool, x, kh, kw)]  # fmt: skip
+    finally:
+        t.MIN_ELEMENTS = saved
+
+
 @pytest.mark.parametrize("out_size", [1, 3, 7, 14, 28, 56, 97])
 def test_nearest_source_index_is_torch_nearest(out_size):
     for in_size in range(1, 30):
@@ -127,6 +139,16 @@ def test_interpreted_kernels_match_reference(interpreter, case, layout):
     n, c, h, w, kh, kw = CASES[case]
     tensors = make_case(n, c, h, w, kh, kw, layout=layout)
     check(interpreter.submit(run_kernels, *tensors, kh, kw).result(), tensors, kh, kw)
+
+
+@needs_triton
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
+def test_interpreted_cuda_implementations(interpreter, layout):
+    """What the CUDA ops run: the kernels for channels_last, the references otherwise; either way the reference's
+    values and the fakes' strides."""
+    n, c, h, w, kh, kw = CASES["odd"]
+    tensors = make_case(n, c, h, w, kh, kw, layout=layout)
+    check(interpreter.submit(run_cuda_implementations, *tensors, kh, kw).result(), tensors, kh, kw)
 
 
 @needs_triton
