@@ -1,14 +1,19 @@
-"""Helpers the benchmark scripts share: the aggregation implementations, timing, the environment, the output."""
+"""Helpers the benchmark scripts share: the aggregation implementations, the command lines and loops of the bound
+scripts and of the step profilers, the output."""
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from adaptconv.benchmark import MODES, Setting, environment, measure, run
+from adaptconv.benchmark.harness import _ratio
 from adaptconv.ops import involution_aggregate_unfold, involution_triton
 from adaptconv.ops.involution_aggregate import involution_aggregate_backward_reference, involution_aggregate_reference
 
@@ -67,12 +72,6 @@ def bound_main(description: str, name: str, default_models: list[str], default_m
     inference; with ``cpu`` and no GPU, fp32 at batch 8 / 1), then, level by level in ``levels``' order, switch the
     level on (``levels[level] = (switch, model suffix)``; the switches stay on) and measure each model again (with
     the suffix). Prints a table and writes benchmarks/results/<name><--name>-<device>.json."""
-    import argparse
-    from dataclasses import replace
-
-    from adaptconv.benchmark import MODES, Setting, environment, measure, run
-    from adaptconv.benchmark.harness import _ratio
-
     ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=default_models)
     ap.add_argument("--tasks", nargs="+", default=["train", "inference"], choices=["train", "inference"])
@@ -116,10 +115,6 @@ def profile_command(description: str, steps: int, extra: Callable | None = None)
     steps, device, ``--name`` and ``--out``, plus what ``extra(parser)`` adds. Returns the arguments and one
     ``Setting`` per model: the harness's step (bf16 autocast, channels_last, batch 128 train / 256 inference on a
     GPU; fp32 NCHW at batch 2 on a CPU), in ``--mode`` where ``extra`` adds it, else eager."""
-    import argparse
-
-    from adaptconv.benchmark import Setting
-
     ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="+")
     ap.add_argument("--task", default="train", choices=["train", "inference"])
