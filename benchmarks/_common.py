@@ -4,7 +4,6 @@ scripts and of the step profilers, the output."""
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -14,21 +13,17 @@ import torch
 
 from adaptconv.benchmark import MODES, Setting, environment, measure, run
 from adaptconv.benchmark.harness import _ratio
-from adaptconv.ops import involution_aggregate_unfold, involution_triton
-from adaptconv.ops.involution_aggregate import involution_aggregate_backward_reference, involution_aggregate_reference
+from adaptconv.ops import involution_aggregate_unfold
+from adaptconv.ops.involution import cuda
+from adaptconv.ops.involution.reference import involution_aggregate_backward_reference, involution_aggregate_reference
 
 RESULTS = Path(__file__).parent / "results"
 
 #: implementations of the aggregation that can be timed: forward and (gradient, x, weight, conf) -> (gx, gw)
 IMPLEMENTATIONS = {
     "reference": (involution_aggregate_reference, involution_aggregate_backward_reference),
-    "triton": (involution_triton.involution_aggregate_triton, involution_triton.involution_aggregate_backward_triton),
+    "triton": (cuda.aggregate_triton, cuda.aggregate_backward_triton),
     "unfold": (involution_aggregate_unfold, None),  # its backward is autograd's
-}
-# One family of Triton kernels, whatever the dispatch would choose (the band family takes float16/bfloat16 only).
-IMPLEMENTATIONS |= {
-    f"triton-{family}": tuple(functools.partial(f, family=family) for f in IMPLEMENTATIONS["triton"])
-    for family in involution_triton.FAMILIES
 }
 
 

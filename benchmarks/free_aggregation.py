@@ -40,9 +40,9 @@ import torch
 from _common import bound_main
 
 from adaptconv.models.rednet import InvolutionBottleneck, RedNetStem
-from adaptconv.ops import Involution2d, involution
-from adaptconv.ops._tensors import empty_like_layout
-from adaptconv.ops.involution_aggregate import involution_output_size
+from adaptconv.ops import Involution2d, involution_output_size
+from adaptconv.ops.common import empty_like_layout
+from adaptconv.ops.involution import module as involution
 
 
 def _zeros(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU measurements behind the README's "Speed" section, in one command (run from the repository root):
 #
-#     bash benchmarks/gpu_suite.sh [OUT_DIR] [PART ...]    # parts: tests models modes fused latency op configs profile
+#     bash benchmarks/gpu_suite.sh [OUT_DIR] [PART ...]    # parts: tests models modes fused latency op profile
 #                                                       bound scnet
 #                                                       (default: all)
 #
@@ -12,9 +12,7 @@
 # fused:   RedNet-50 with fused kernel generation, and also with its stem recomputed in the backward pass, against
 #          the stored-kernel path, same settings
 # latency: inference at batch 1
-# op:      the aggregation alone at RedNet-50's layer shapes against the copy bandwidth (and the fused-op bench),
-#          then the channels_last kernel families side by side (pixel-block, band)
-# configs: every tuning configuration of the channels_last kernels at RedNet-50's shapes, pixel-block and band
+# op:      the aggregation alone at RedNet-50's layer shapes against the copy bandwidth (and the fused-op bench)
 # profile: one training step of RedNet-50, SCNet-50 and ResNet-50 by kernel category, eager and compiled
 # bound:   RedNet-50 with an aggregation, span conv + aggregation, and whole involutions that cost nothing, then with
 #          involutions that only copy (then also with the norms and ReLUs around them gone), eager and with CUDA
@@ -30,7 +28,7 @@ set -uo pipefail
 out=${1:-benchmarks/results}
 mkdir -p "$out"
 shift || true
-parts=${*:-tests models modes fused latency op configs profile bound scnet}
+parts=${*:-tests models modes fused latency op profile bound scnet}
 export TRITON_CACHE_AUTOTUNING=1 PYTHONUNBUFFERED=1
 bench() { python -m adaptconv.cli.main benchmark "$@" --output "$out" --plot; }
 status=0
@@ -45,11 +43,7 @@ for part in $parts; do
     fused) bench rednet50+fused rednet50+fused+recompute --name rednet50-variants || status=1 ;;
     latency) bench rednet50 scnet50 --task inference --batch-size 1 --name latency || status=1 ;;
     op) python benchmarks/involution_op.py --out "$out" || status=1
-        python benchmarks/involution_fused.py --out "$out" || status=1
-        python benchmarks/involution_op.py --dtype bfloat16 --memory-format channels_last \
-          --impl triton-pixel triton-band --name=-band_vs_pixel --out "$out" || status=1 ;;
-    configs) python benchmarks/involution_configs.py --out "$out" || status=1
-             python benchmarks/involution_configs.py --family band --name=-band --out "$out" || status=1 ;;
+        python benchmarks/involution_fused.py --out "$out" || status=1 ;;
     profile) python benchmarks/profile_step.py rednet50 scnet50 resnet50 --out "$out" || status=1
              python benchmarks/profile_step.py rednet50 resnet50 --mode compile --out "$out" || status=1 ;;
     bound) python benchmarks/free_aggregation.py --out "$out" || status=1
@@ -74,7 +68,7 @@ for part in $parts; do
            python benchmarks/free_calibration.py --tasks train --name=-reduce-overhead-train --out "$out" || status=1
            python benchmarks/free_calibration.py --tasks inference --name=-reduce-overhead-inference --out "$out" \
              || status=1 ;;
-    *) echo "unknown part '$part': choose from tests models modes fused latency op configs profile bound scnet" >&2
+    *) echo "unknown part '$part': choose from tests models modes fused latency op profile bound scnet" >&2
        exit 2 ;;
   esac
 done

@@ -2,7 +2,8 @@
 
     python benchmarks/involution_cpu.py     # writes benchmarks/results/involution_cpu.json
 
-Two workloads, each with the three settings of ``adaptconv.ops.involution_cpu.PATH`` ("taps", "windows", "auto")
+Two workloads, each with the CPU implementation of the aggregation op forced to one path ("taps", "windows") or
+left to choose ("auto", ``adaptconv.ops.involution.cpu.use_windows``),
 run alternately in one process, median of the repetitions:
 - one SGD training step of the default run's model (RedNet-26 at half width, 28x28 grey, batch 64, as
   ``adaptconv train`` with no arguments);
@@ -20,10 +21,23 @@ import torch
 from _common import RESULTS
 
 import adaptconv
-import adaptconv.ops.involution_cpu as cpu_kernels
 from adaptconv.benchmark import environment
+from adaptconv.ops.involution import cpu
+from adaptconv.ops.involution.reference import involution_aggregate_backward_reference, involution_aggregate_reference
 
-PATHS = ("taps", "windows", "auto")
+#: the CPU implementation of the aggregation op and of its backward under each setting
+PATHS = {
+    "taps": (involution_aggregate_reference, involution_aggregate_backward_reference),
+    "windows": (cpu.aggregate_windows, cpu.aggregate_windows_backward),
+    "auto": (cpu.aggregate, cpu.aggregate_backward),
+}
+
+
+def use_path(name: str) -> None:
+    """Register the CPU implementations of ``name`` as the ops' (replacing the package's registration)."""
+    forward, backward = PATHS[name]
+    torch.library.register_kernel("adaptconv::involution_aggregate", "cpu", forward)
+    torch.library.register_kernel("adaptconv::involution_aggregate_backward", "cpu", backward)
 
 
 def default_run_step(batch: int = 64) -> Callable[[], None]:
@@ -55,12 +69,12 @@ def compare(step: Callable[[], None], repeats: int) -> dict[str, float]:
     times: dict[str, list[float]] = {name: [] for name in PATHS}
     for _ in range(repeats):
         for name in PATHS:
-            cpu_kernels.PATH = name
+            use_path(name)
             step()  # warm-up of this path
             start = time.perf_counter()
             step()
             times[name].append(time.perf_counter() - start)
-    cpu_kernels.PATH = "auto"
+    use_path("auto")
     return {name: round(1000 * statistics.median(t), 1) for name, t in times.items()}
 
 

@@ -18,7 +18,7 @@ import torch
 from _common import RESULTS, aggregation_step, markdown_table, write_results
 
 from adaptconv.benchmark import environment, median_ms
-from adaptconv.ops import involution_triton
+from adaptconv.ops.common import TRITON_INSTALLED
 
 
 def measure(impl: str, x, w, conf: tuple, backward: bool, repeats: int) -> dict:
@@ -54,7 +54,7 @@ def main() -> None:
         dtype = getattr(torch, dtype_name)
         x = torch.randn(n, c, h, h, device=args.device, dtype=dtype)
         w = torch.randn(n, (c // 16) * k * k, h, h, device=args.device, dtype=dtype)
-        impls = ["reference", "unfold"] + (["triton"] if args.device == "cuda" and involution_triton.AVAILABLE else [])
+        impls = ["reference", "unfold"] + (["triton"] if args.device == "cuda" and TRITON_INSTALLED else [])
         for impl in impls:
             for backward in (False, True):
                 r = measure(impl, x, w, (k, s, p, d), backward, args.repeats)

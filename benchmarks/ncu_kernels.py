@@ -26,13 +26,13 @@ import torch
 from _common import RESULTS, write_results
 from involution_op import layer_case
 
-from adaptconv.ops import involution_triton
+from adaptconv.ops.involution import cuda
 
-# (layer, family, index into the family's GPU_CONFIGS): pixel blocks of 64 pixels on 4 warps with the tap sum per
-# row and deferred, the spatial-tile kernels on channels_last input, the pixel blocks at the 7x7 maps; the band
-# kernels (32 by 64 columns, 4 warps, band matrix by masked loads) at both.
-CASES = [("layer1", "pixel", 0), ("layer1", "pixel", 1), ("layer1", "tile", 0), ("layer4", "pixel", 0),
-         ("layer1", "band", 1), ("layer4", "band", 1)]  # fmt: skip
+# (layer, memory format): the channels_last (pixel-block) kernels at the 56x56 and 7x7 maps, the spatial-tile
+# kernels on NCHW input; each kernel's first tuning configuration (ADAPTCONV_AUTOTUNE=0).
+CASES = [("layer1", "channels_last"), ("layer1", "contiguous"), ("layer4", "channels_last")]
+#: kernel launches of one case: forward, backward, twice
+LAUNCHES = 4
 METRICS = [
     "Duration", "Compute (SM) Throughput", "DRAM Throughput", "L1/TEX Cache Throughput", "L2 Cache Throughput",
     "Achieved Occupancy", "Theoretical Occupancy", "Registers Per Thread", "Issued Warp Per Scheduler",
@@ -41,12 +41,11 @@ METRICS = [
 
 
 def run_cases() -> None:
-    for layer, family, index in CASES:
-        x, w, gy, conf = layer_case(layer, 64, torch.bfloat16, "channels_last", "cuda")
-        config = involution_triton.kernel_module(family).GPU_CONFIGS[index]
+    for layer, memory_format in CASES:
+        x, w, gy, conf = layer_case(layer, 64, torch.bfloat16, memory_format, "cuda")
         for _ in range(2):
-            involution_triton.involution_aggregate_triton(x, w, *conf, config=config, family=family)
-            involution_triton.involution_aggregate_backward_triton(gy, x, w, *conf, config=config, family=family)
+            cuda.aggregate_triton(x, w, *conf)
+            cuda.aggregate_backward_triton(gy, x, w, *conf)
     torch.cuda.synchronize()
 
 
@@ -60,8 +59,8 @@ def summarise(details: Path, out: Path) -> Path:
                 name = f"{r['Metric Name']} [{r['Metric Unit']}]" if r["Metric Unit"] else r["Metric Name"]
                 row[name] = float(r["Metric Value"].replace(",", ""))
     rows = [launches[k] for k in sorted(launches, key=int)]
-    # Each case runs its family's kernels twice, in CASES' order.
-    cases = [case for case in CASES for _ in range(2 * len(involution_triton.kernel_module(case[1]).KERNELS))]
+    # Each case runs its kernels twice, in CASES' order.
+    cases = [case for case in CASES for _ in range(LAUNCHES)]
     for row, case in zip(rows, cases + [None] * (len(rows) - len(cases)), strict=False):
         row["case"] = None if case is None else "/".join(map(str, case))
     return write_results("ncu_kernels", "cuda", dict(source=details.name, cases=CASES), rows, out)

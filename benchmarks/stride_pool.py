@@ -5,7 +5,7 @@ paths, which do the same thing by different means.
 
 ``--window 2``: the kernel generator of each stride-2 involution averages its input over 2x2 windows (RedNet-50's
 shapes); ``--window 4``: SCNet-50's K2 branch averages over 4x4 windows. Times PyTorch's ``avg_pool2d``,
-``adaptconv.ops._layers.stride_avg_pool`` (a window mean of channels_last CUDA maps, what the involution uses; only
+``adaptconv.layers.stride_avg_pool`` (a window mean of channels_last CUDA maps, what the involution uses; only
 on maps the window divides) and the ``adaptconv::calibration_pool`` op (Triton kernels on CUDA channels_last maps,
 what SCNet uses), forward and forward + backward, channels_last. On maps the window divides all three compute the
 same average. Writes benchmarks/results/stride_pool<-window4>-<device>.json.
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from _common import RESULTS, markdown_table, write_results
 
 from adaptconv.benchmark import environment, median_ms
-from adaptconv.ops._layers import stride_avg_pool
+from adaptconv.layers import stride_avg_pool
 
 #: window -> (layer, channels, side) of the pooled inputs: RedNet-50's stride-2 involutions, SCNet-50's K2 branches
 SHAPES = {

@@ -74,3 +74,36 @@ def damp_residuals(model: nn.Module, scale: float = 0.3) -> nn.Module:
                 m.bn3.weight.mul_(scale)
                 m.bn3.bias.mul_(scale)
     return model
+
+
+def call_patched(patches: dict[str, object], fn, *args):
+    """``fn(*args)`` with attributes set for the call and restored after it: ``{"package.module.name.attr": value}``.
+
+    For the kernel tests' interpreter worker (a spawned process: what it runs must be importable, and its patches
+    must not outlive the call): e.g. one tuning configuration for an autotuned kernel, or int64 offsets forced."""
+    import importlib
+
+    saved = []
+    try:
+        for path, value in patches.items():
+            owner_path, attr = path.rsplit(".", 1)
+            parts = owner_path.split(".")
+            for i in range(len(parts), 0, -1):  # the longest importable prefix, then attributes
+                try:
+                    owner = importlib.import_module(".".join(parts[:i]))
+                    break
+                except ModuleNotFoundError:
+                    continue
+            for part in parts[i:]:
+                owner = getattr(owner, part)
+            saved.append((owner, attr, getattr(owner, attr)))
+            setattr(owner, attr, value)
+        return fn(*args)
+    finally:
+        for owner, attr, value in reversed(saved):
+            setattr(owner, attr, value)
+
+
+def always_true(*args, **kwargs) -> bool:
+    """A stand-in predicate for ``call_patched`` (a lambda cannot be sent to a worker process)."""
+    return True

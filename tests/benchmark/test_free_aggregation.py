@@ -74,7 +74,8 @@ def test_switches_replace_what_they_name(monkeypatch):
 
     from adaptconv.benchmark.harness import create
     from adaptconv.models.rednet import InvolutionBottleneck, RedNetStem
-    from adaptconv.ops import Involution2d, involution
+    from adaptconv.ops import Involution2d
+    from adaptconv.ops.involution import module as involution
 
     # the switches act for the rest of the process: monkeypatch puts the originals back after the test
     monkeypatch.setattr(involution, "involution_fused", involution.involution_fused)

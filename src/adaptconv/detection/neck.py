@@ -12,8 +12,8 @@ from torchvision.ops.feature_pyramid_network import (
     LastLevelP6P7,
 )
 
+from ..layers import LayerType
 from ..ops import Involution2d
-from ..ops._layers import LayerType
 
 __all__ = ["EXTRA_LEVELS", "NECKS", "InvolutionFPN", "build_neck", "check_neck_options", "extra_levels_block"]
 

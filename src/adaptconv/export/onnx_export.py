@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from torch.export import ExportedProgram
 
-from ..ops.calibration import calibrate_reference, calibration_pool_reference
-from ..ops.involution_aggregate import involution_aggregate_unfold
+from ..ops.involution.reference import involution_aggregate_unfold
+from ..ops.self_calibration.reference import calibrate_reference, calibration_pool_reference
 
 __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "check_opset", "decompose_custom_ops", "reference_decompositions", "save_onnx"]
 

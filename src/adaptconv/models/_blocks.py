@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn as nn
 from torch import Tensor
 
-from ..ops._layers import LayerType
+from ..layers import LayerType
 
 
 def check_block_options(name: str, cardinality: int, reduce_first: int, aa_layer, attn_layer=None) -> None:

@@ -16,8 +16,8 @@ from timm.models.resnet import ResNet
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from ..layers import LayerType, conv_norm_act
 from ..ops import Involution2d
-from ..ops._layers import LayerType, conv_norm_act
 from ._blocks import ResidualBottleneck, check_block_options, place
 from ._builder import build_model, timm_default_cfgs
 

@@ -1,21 +1,21 @@
-"""The two input-adaptive operators: self-calibrated convolution and involution."""
+"""The two input-adaptive operators, one sub-package each: ``involution`` (RedNet) and ``self_calibration`` (SCNet);
+``common`` holds what both share (argument checks, tensor-layout helpers)."""
 
-from . import (
-    calibration_triton,  # noqa: F401  (registers the CUDA kernels of the self-calibration ops)
-    involution_cpu,  # noqa: F401  (registers the CPU kernels of the aggregation op)
-    involution_triton,  # noqa: F401  (registers the CUDA kernels of the aggregation)
+from .involution import (
+    Involution2d,
+    involution_aggregate,
+    involution_aggregate_unfold,
+    involution_fused,
+    involution_output_size,
 )
-from .calibration import calibrate
-from .involution import Involution2d
-from .involution_aggregate import involution_aggregate, involution_aggregate_unfold, involution_output_size
-from .involution_fused import involution_fused
-from .self_calibrated import CalibrationPool, SelfCalibratedConv2d
+from .self_calibration import CalibrationPool, SelfCalibratedConv2d, calibrate, calibration_pool
 
 __all__ = [
     "CalibrationPool",
     "Involution2d",
     "SelfCalibratedConv2d",
     "calibrate",
+    "calibration_pool",
     "involution_aggregate",
     "involution_aggregate_unfold",
     "involution_fused",

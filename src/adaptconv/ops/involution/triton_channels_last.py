@@ -2,8 +2,8 @@
 
     y[n, c, h, w] = sum_{i, j} W[n, g*K*K + i*K + j, h, w] * x[n, c, h*s + i*d - p, w*s + j*d - p]
 
-(Li et al., CVPR 2021, Eq. 4.) ``involution_triton`` launches these where x's channel axis has unit stride, and
-the spatial-tile kernels of ``_involution_kernels`` otherwise (there, runs of columns are the unit-stride axis).
+(Li et al., CVPR 2021, Eq. 4.) ``cuda.py`` launches these where x's channel axis has unit stride, and
+the spatial-tile kernels of ``triton_nchw.py`` otherwise (there, runs of columns are the unit-stride axis).
 
 Every kernel is launched on a 1-D grid of (sample, group, pixel block) programs. A program owns BLOCK_P pixels
 (flattened over the map) of one group and works on 3-D register tiles (pixels, one row of taps, channels): the
@@ -23,7 +23,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from ._involution_kernels import _KEY, _backward_bases, _channel_mask, _int64, tuning_configs
+from .triton_common import KEY, backward_bases, channel_mask, int64, tuning_configs
 
 
 @triton.jit
@@ -70,7 +70,7 @@ CONFIGS = tuning_configs(GPU_CONFIGS, triton.Config({"BLOCK_P": 64, "DEFER_TAP_S
 KERNELS = ("forward_kernel", "backward_kernel")
 
 
-@triton.autotune(configs=CONFIGS, key=[*_KEY, "sx_c", "sw_c", "sy_c"])
+@triton.autotune(configs=CONFIGS, key=[*KEY, "sx_c", "sw_c", "sy_c"])
 @triton.jit
 def forward_kernel(
     x_ptr, w_ptr, y_ptr,
@@ -84,9 +84,9 @@ def forward_kernel(
 ):  # fmt: skip
     """y (N, C, H_out, W_out) from x (N, C, H, W) and the kernels w (N, G*K*K, H_out, W_out)."""
     if WIDE:  # every product with a stride in int64
-        sx_c, sx_h, sx_w = _int64(sx_c), _int64(sx_h), _int64(sx_w)
-        sw_c, sw_h, sw_w = _int64(sw_c), _int64(sw_h), _int64(sw_w)
-        sy_c, sy_h, sy_w = _int64(sy_c), _int64(sy_h), _int64(sy_w)
+        sx_c, sx_h, sx_w = int64(sx_c), int64(sx_h), int64(sx_w)
+        sw_c, sw_h, sw_w = int64(sw_c), int64(sw_h), int64(sw_w)
+        sy_c, sy_h, sy_w = int64(sy_c), int64(sy_h), int64(sy_w)
     n, g, p = _program(tl.program_id(0), groups, height_out * width_out, BLOCK_P)
     p_mask = p < height_out * width_out
     ho = p // width_out
@@ -104,7 +104,7 @@ def forward_kernel(
     w_mask = p_mask[:, None] & (j < K)[None, :]
     for cb in range(0, group_channels, BLOCK_C):
         c = cb + tl.arange(0, BLOCK_C)
-        cm = _channel_mask(c, group_channels, EVEN_C)
+        cm = channel_mask(c, group_channels, EVEN_C)
         acc = tl.zeros((BLOCK_P, KP if DEFER_TAP_SUM else 1, BLOCK_C), dtype=tl.float32)
         for i in range(K):
             hi = h0 + i * DIL
@@ -116,7 +116,7 @@ def forward_kernel(
         tl.store(y_ptrs, tl.sum(acc, axis=1).to(y_ptr.dtype.element_ty), mask=p_mask[:, None] & cm[None, :])
 
 
-@triton.autotune(configs=CONFIGS, key=[*_KEY, "sgy_c", "sx_c", "sw_c", "sgx_c", "sgw_c"])
+@triton.autotune(configs=CONFIGS, key=[*KEY, "sgy_c", "sx_c", "sw_c", "sgx_c", "sgw_c"])
 @triton.jit
 def backward_kernel(
     gy_ptr, x_ptr, w_ptr, gx_ptr, gw_ptr,
@@ -140,13 +140,13 @@ def backward_kernel(
         numerators are shifted by s*K*d to stay >= 0, where // and % agree in every convention.
     """
     if WIDE:  # every product with a stride in int64
-        sgy_c, sgy_h, sgy_w = _int64(sgy_c), _int64(sgy_h), _int64(sgy_w)
-        sx_c, sx_h, sx_w = _int64(sx_c), _int64(sx_h), _int64(sx_w)
-        sw_c, sw_h, sw_w = _int64(sw_c), _int64(sw_h), _int64(sw_w)
-        sgx_c, sgx_h, sgx_w = _int64(sgx_c), _int64(sgx_h), _int64(sgx_w)
-        sgw_c, sgw_h, sgw_w = _int64(sgw_c), _int64(sgw_h), _int64(sgw_w)
+        sgy_c, sgy_h, sgy_w = int64(sgy_c), int64(sgy_h), int64(sgy_w)
+        sx_c, sx_h, sx_w = int64(sx_c), int64(sx_h), int64(sx_w)
+        sw_c, sw_h, sw_w = int64(sw_c), int64(sw_h), int64(sw_w)
+        sgx_c, sgx_h, sgx_w = int64(sgx_c), int64(sgx_h), int64(sgx_w)
+        sgw_c, sgw_h, sgw_w = int64(sgw_c), int64(sgw_h), int64(sgw_w)
     n, g, p = _program(tl.program_id(0), groups, tl.maximum(height_out * width_out, height * width), BLOCK_P)
-    gy_base, x_base, w_base, gx_base, gw_base = _backward_bases(
+    gy_base, x_base, w_base, gx_base, gw_base = backward_bases(
         gy_ptr, x_ptr, w_ptr, gx_ptr, gw_ptr, n, g, group_channels, K,
         sgy_n, sgy_c, sx_n, sx_c, sw_n, sw_c, sgx_n, sgx_c, sgw_n, sgw_c,
     )  # fmt: skip
@@ -168,7 +168,7 @@ def backward_kernel(
         part = tl.zeros((BLOCK_P, KP), dtype=tl.float32)
         for cb in range(0, group_channels, BLOCK_C):
             c = cb + tl.arange(0, BLOCK_C)
-            cm = _channel_mask(c, group_channels, EVEN_C)
+            cm = channel_mask(c, group_channels, EVEN_C)
             gy_ptrs = gy_base + gy_out[:, None] + (c * sgy_c)[None, :]
             gy = tl.load(gy_ptrs, mask=o_mask[:, None] & cm[None, :], other=0.0).to(tl.float32)
             xv = _gather(x_base, x_pix + i * DIL * sx_h, c, sx_c, mask, cm)
@@ -184,7 +184,7 @@ def backward_kernel(
     col_mask = q_mask[:, None] & (j < K)[None, :] & (num_w % STRIDE == 0) & (wo_t >= 0) & (wo_t < width_out)
     for cb in range(0, group_channels, BLOCK_C):
         c = cb + tl.arange(0, BLOCK_C)
-        cm = _channel_mask(c, group_channels, EVEN_C)
+        cm = channel_mask(c, group_channels, EVEN_C)
         acc = tl.zeros((BLOCK_P, KP if DEFER_TAP_SUM else 1, BLOCK_C), dtype=tl.float32)
         for i in range(K):
             num_h = qh + PAD - i * DIL + STRIDE * K * DIL

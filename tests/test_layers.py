@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from adaptconv.ops import _layers
-from adaptconv.ops._layers import StrideAvgPool2d, stride_avg_pool, window_mean
+from adaptconv import layers
+from adaptconv.layers import StrideAvgPool2d, stride_avg_pool, window_mean
 
 
 def avg_pool(x: torch.Tensor, stride: int) -> torch.Tensor:
@@ -41,7 +41,7 @@ def test_stride_pool_on_cpu_is_avg_pool2d(layout, size, monkeypatch):
     def not_on_cpu(*args):
         raise AssertionError("window_mean ran on a CPU tensor")
 
-    monkeypatch.setattr(_layers, "window_mean", not_on_cpu)
+    monkeypatch.setattr(layers, "window_mean", not_on_cpu)
     x = torch.randn(2, 8, *size).to(memory_format=layout)
     torch.testing.assert_close(stride_avg_pool(x, 2), avg_pool(x, 2), rtol=0, atol=0)
     official = torch.nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False)

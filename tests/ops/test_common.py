@@ -1,10 +1,10 @@
-"""The implementations' shared tensor helpers (``adaptconv.ops._tensors``)."""
+"""What both operators share (``adaptconv.ops.common``): the tensor helpers, the first-call import of kernels."""
 
 from __future__ import annotations
 
 import torch
 
-from adaptconv.ops._tensors import (
+from adaptconv.ops.common import (
     accumulator_dtype,
     as_layout,
     empty_like_layout,

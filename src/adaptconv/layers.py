@@ -1,4 +1,4 @@
-"""Small building blocks shared by the operators and the models."""
+"""Small public building blocks that the operators and both model families share: conv-norm-act, the stride pool."""
 
 from __future__ import annotations
 

@@ -8,30 +8,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_feature_map, check_positive_int
-from ._layers import LayerType
-from .calibration import calibrate
+from ...layers import LayerType
+from ..common import check_feature_map, check_positive_int
+from .op import calibrate, calibration_pool
 
-__all__ = ["CalibrationPool", "SelfCalibratedConv2d", "calibration_pool"]
+__all__ = ["CalibrationPool", "SelfCalibratedConv2d"]
 
 # torch.fx's symbolic tracing (torchvision's create_feature_extractor, timm's FX features) cannot run Python logic
 # on a traced tensor's shape: record these calls as single graph nodes instead, which run on real tensors later.
 torch.fx.wrap("check_feature_map")
 torch.fx.wrap("calibrate")
-
-
-def calibration_pool(x: Tensor, r: int) -> Tensor:
-    """r x r average pooling with stride r, the window shrunk to the whole axis on maps smaller than r
-    (the custom op ``adaptconv::calibration_pool``: one Triton kernel each way on CUDA channels_last tensors)."""
-    h, w = x.shape[-2:]
-    # Branches, not min(): under torch.export they become guards (the traced graph holds for maps of r or more
-    # pixels, where the window is r), instead of a symbolic window size that ONNX's fixed-size pooling cannot take.
-    kh, kw = r if h >= r else h, r if w >= r else w
-    if torch.compiler.is_compiling():  # inductor lowers the plain pooling itself (see SelfCalibratedConv2d.fused)
-        return F.avg_pool2d(x, (kh, kw), (kh, kw))
-    return torch.ops.adaptconv.calibration_pool(x, kh, kw)
-
-
 torch.fx.wrap("calibration_pool")
 
 
@@ -86,7 +72,7 @@ class SelfCalibratedConv2d(nn.Module):
             for maps smaller than r.
         norm_layer: norm layer type after each conv.
         fused: in eager mode, compute the gate and its product with K3's output as one op
-            (``calibration.calibrate``: one Triton kernel each way on large CUDA channels_last tensors, the official
+            (``op.calibrate``: one Triton kernel each way on large CUDA channels_last tensors, the official
             ops elsewhere). ``False``: the official ops, each its own pass over memory. Under ``torch.compile`` the
             official ops always run: inductor fuses them with their neighbours itself, and was as fast as the
             kernels with CUDA graphs (docs/scnet_speed.md). Same parameters either way.

@@ -6,10 +6,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ._checks import check_feature_map, check_kernel_size, check_positive_int
-from ._layers import LayerType, StrideAvgPool2d, conv_norm_act
-from .involution_aggregate import involution_aggregate
-from .involution_fused import involution_fused
+from ...layers import LayerType, StrideAvgPool2d, conv_norm_act
+from ..common import check_feature_map, check_kernel_size, check_positive_int
+from .op import involution_aggregate, involution_fused
 
 __all__ = ["Involution2d"]
 

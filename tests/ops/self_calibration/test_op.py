@@ -1,5 +1,5 @@
-"""The self-calibration's custom ops (``calibration``) and their Triton kernels against float64 autograd through
-the official code's ops (nearest up-sampling, sigmoid, average pooling).
+"""The self-calibration's custom ops (``op.py``) and their CUDA implementation (Triton kernels) against float64
+autograd through the official code's ops (nearest up-sampling, sigmoid, average pooling).
 
 On CPU the kernels run in Triton's interpreter (the ``interpreter`` fixture's worker); on CUDA (tests marked gpu)
 the real kernels run through the custom ops, as SelfCalibratedConv2d uses them.
@@ -8,21 +8,32 @@ the real kernels run through the custom ops, as SelfCalibratedConv2d uses them.
 from __future__ import annotations
 
 import copy
+import functools
 
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import arrange, rel_error
+from helpers import arrange, call_patched, rel_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from adaptconv.ops import SelfCalibratedConv2d, calibrate, calibration_triton
-from adaptconv.ops.calibration import nearest_source_index
+from adaptconv.ops import SelfCalibratedConv2d, calibrate
+from adaptconv.ops.common import TRITON_INSTALLED
+from adaptconv.ops.self_calibration.reference import nearest_source_index
 
 TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 1e-2}
-needs_triton = pytest.mark.skipif(not calibration_triton.AVAILABLE, reason="triton is not installed")
+needs_triton = pytest.mark.skipif(not TRITON_INSTALLED, reason="triton is not installed")
+CUDA = "adaptconv.ops.self_calibration.cuda"
+
+
+def cuda_module():
+    """The CUDA implementation's module (it imports triton: only where the tests need it)."""
+    from adaptconv.ops.self_calibration import cuda
+
+    return cuda
+
 
 # (N, C, H, W, kh, kw): maps divisible by the window or not, smaller than r (the window shrunk to the map), wide
 # channel counts that take two channel chunks, one pixel.
@@ -71,23 +82,19 @@ def check(outputs, case, kh, kw):
 
 
 def run_kernels(x, k3, y, grad, grad_pool, kh, kw):
-    """Every kernel of ``calibration_triton`` on one case (in the process that calls it)."""
-    t = calibration_triton
+    """Every kernel of the CUDA implementation on one case (in the process that calls it)."""
+    t = cuda_module()
     return [t.calibrate_triton(x, k3, y), *t.calibrate_backward_triton(grad, x, k3, y),
             t.calibration_pool_triton(x, kh, kw),
             t.calibration_pool_backward_triton(grad_pool, x, kh, kw)]  # fmt: skip
 
 
 def run_cuda_implementations(x, k3, y, grad, grad_pool, kh, kw):
-    """The functions registered as the ops' CUDA implementations, with the kernels taking every size (run in the
-    interpreter's worker, on CPU tensors)."""
-    t = calibration_triton
-    saved, t.MIN_ELEMENTS = t.MIN_ELEMENTS, 0
-    try:
-        return [t._calibrate_cuda(x, k3, y), *t._calibrate_backward_cuda(grad, x, k3, y), t._pool_cuda(x, kh, kw),
-                t._pool_backward_cuda(grad_pool, x, kh, kw)]  # fmt: skip
-    finally:
-        t.MIN_ELEMENTS = saved
+    """The functions registered as the ops' CUDA implementations (run in the interpreter's worker, on CPU tensors,
+    with ``MIN_ELEMENTS`` patched to 0 so that the kernels take every size)."""
+    t = cuda_module()
+    return [t.calibrate(x, k3, y), *t.calibrate_backward(grad, x, k3, y), t.calibration_pool(x, kh, kw),
+            t.calibration_pool_backward(grad_pool, x, kh, kw)]  # fmt: skip
 
 
 @pytest.mark.parametrize("out_size", [1, 3, 7, 14, 28, 56, 97])
@@ -148,7 +155,10 @@ def test_interpreted_cuda_implementations(interpreter, layout):
     values and the fakes' strides."""
     n, c, h, w, kh, kw = CASES["odd"]
     tensors = make_case(n, c, h, w, kh, kw, layout=layout)
-    check(interpreter.submit(run_cuda_implementations, *tensors, kh, kw).result(), tensors, kh, kw)
+    patches = {f"{CUDA}.MIN_ELEMENTS": 0}
+    check(
+        interpreter.submit(call_patched, patches, run_cuda_implementations, *tensors, kh, kw).result(), tensors, kh, kw
+    )
 
 
 @needs_triton
@@ -186,7 +196,7 @@ def test_fused_and_unfused_modules_agree(stride):
 @pytest.fixture
 def kernels_for_all_sizes(monkeypatch):
     """The CUDA ops launch the kernels on the tests' small tensors too (not only from MIN_ELEMENTS on)."""
-    monkeypatch.setattr(calibration_triton, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(cuda_module(), "MIN_ELEMENTS", 0)
 
 
 @pytest.mark.gpu
@@ -277,10 +287,9 @@ def test_compiled_module_runs_the_official_ops():
 
 
 @needs_triton
-def test_kernels_serve_large_channels_last_tensors_of_one_dtype(monkeypatch):
+def test_kernels_serve_large_channels_last_tensors_of_one_dtype():
     """Which tensors the CUDA ops give the kernels (the rest go to the references); the rule itself, on CPU tensors."""
-    served = calibration_triton._served
-    monkeypatch.setattr(calibration_triton, "MIN_ELEMENTS", 1000)
+    served = functools.partial(cuda_module().served, min_elements=1000)
     big = torch.empty(2, 8, 10, 10).to(memory_format=torch.channels_last)  # 1600 elements
     assert served(big, big)
     assert not served(big.contiguous(), big)  # contiguous
@@ -296,9 +305,10 @@ def test_kernels_serve_large_channels_last_tensors_of_one_dtype(monkeypatch):
 def test_cuda_kernels_serve_large_channels_last_maps_only(monkeypatch):
     """From MIN_ELEMENTS on, channels_last: the kernel (seen through a counting wrapper); smaller: the reference."""
     calls = []
-    kernel = calibration_triton.calibrate_triton
-    monkeypatch.setattr(calibration_triton, "calibrate_triton", lambda *a: calls.append(1) or kernel(*a))
-    for n, expected in ((1, 0), (calibration_triton.MIN_ELEMENTS // (8 * 16 * 16), 1)):
+    t = cuda_module()
+    kernel = t.calibrate_triton
+    monkeypatch.setattr(t, "calibrate_triton", lambda *a: calls.append(1) or kernel(*a))
+    for n, expected in ((1, 0), (t.MIN_ELEMENTS // (8 * 16 * 16), 1)):
         x, k3, y, *_ = make_case(n, 8, 16, 16, 4, 4, layout="channels_last", device="cuda")
         calibrate(x, k3, y)
         assert len(calls) == expected, n

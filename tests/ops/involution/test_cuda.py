@@ -1,4 +1,4 @@
-"""The Triton kernels of involution_aggregate against the float64 unfold formulation of the paper's Eq. 4.
+"""The CUDA implementation (Triton kernels) of the involution's ops against the float64 unfold formulation of Eq. 4.
 
 On CPU the kernels run in Triton's interpreter. ``triton.jit`` reads TRITON_INTERPRET when a kernel is decorated,
 i.e. when adaptconv is imported, which this process has done long before; so the interpreted kernels run in one
@@ -14,21 +14,17 @@ import sys
 
 import pytest
 import torch
-from helpers import arrange, rel_error
+from helpers import always_true, arrange, call_patched, rel_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from adaptconv.ops import (
-    Involution2d,
-    involution_aggregate,
-    involution_fused,
-    involution_output_size,
-    involution_triton,
-)
+from adaptconv.ops import Involution2d, involution_aggregate, involution_fused, involution_output_size
 from adaptconv.ops import involution_aggregate_unfold as unfold_reference
+from adaptconv.ops.common import TRITON_INSTALLED
 
-pytestmark = pytest.mark.skipif(not involution_triton.AVAILABLE, reason="triton is not installed")
+pytestmark = pytest.mark.skipif(not TRITON_INSTALLED, reason="triton is not installed")
+CUDA = "adaptconv.ops.involution.cuda"
 
 TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 1e-2}
 LAYOUTS = ["contiguous", "channels_last", "strided"]
@@ -67,10 +63,18 @@ def check_against_reference(outputs, x, weight, grad, conf):
         assert rel_error(out, r) <= tol, name
 
 
-def run_interpreted(pool, x, weight, grad, conf, **kwargs):
-    forward = pool.submit(involution_triton.involution_aggregate_triton, x, weight, *conf, **kwargs)
-    backward = pool.submit(involution_triton.involution_aggregate_backward_triton, grad, x, weight, *conf, **kwargs)
-    return [forward.result(), *backward.result()]
+def launchers():
+    from adaptconv.ops.involution import cuda
+
+    return cuda.aggregate_triton, cuda.aggregate_backward_triton
+
+
+def run_interpreted(pool, x, weight, grad, conf, patches=None):
+    """y, grad_x, grad_weight from the kernels in the interpreter worker, with ``patches`` (see ``call_patched``)."""
+    forward, backward = launchers()
+    y = pool.submit(call_patched, patches or {}, forward, x, weight, *conf)
+    grads = pool.submit(call_patched, patches or {}, backward, grad, x, weight, *conf)
+    return [y.result(), *grads.result()]
 
 
 # (N, G, channels per group, H, W, K, stride, padding or None for 'same', dilation)
@@ -116,17 +120,20 @@ def test_interpreted_layouts_and_int64_offsets(interpreter, layout):
     conf = (3, 2, 1, 1)
     x, weight, grad = make_case(2, 1, 4, 7, 8, *conf, torch.float32, (layout,) * 3)
     check_against_reference(run_interpreted(interpreter, x, weight, grad, conf), x, weight, grad, conf)
-    outputs = run_interpreted(interpreter, x, weight, grad, conf, wide=True)
+    outputs = run_interpreted(interpreter, x, weight, grad, conf, {f"{CUDA}.needs_int64": always_true})
     check_against_reference(outputs, x, weight, grad, conf)
+
+
+KERNEL_MODULES = {"channels_last": "adaptconv.ops.involution.triton_channels_last",
+                  "contiguous": "adaptconv.ops.involution.triton_nchw"}  # fmt: skip
 
 
 def _gpu_configs():
     """(layout, config) for every tile shape the autotuner may pick on a GPU: channels_last x runs the pixel-block
-    kernels (or, asked for, the band kernels), contiguous x the spatial-tile ones."""
-    from adaptconv.ops import _involution_kernels, _involution_kernels_band, _involution_kernels_nhwc
+    kernels, contiguous x the spatial-tile ones."""
+    import importlib
 
-    channels_last = _involution_kernels_nhwc.GPU_CONFIGS + _involution_kernels_band.GPU_CONFIGS
-    return [("channels_last", c) for c in channels_last] + [("contiguous", c) for c in _involution_kernels.GPU_CONFIGS]
+    return [(layout, c) for layout, name in KERNEL_MODULES.items() for c in importlib.import_module(name).GPU_CONFIGS]
 
 
 @pytest.mark.parametrize(
@@ -137,39 +144,12 @@ def test_interpreted_every_gpu_tile_shape(interpreter, layout, config):
     # Stride 2 (the output and input grids differ) and ragged last tiles.
     conf = (7, 2, 3, 1)
     x, weight, grad = make_case(1, 2, 16, 13, 19, *conf, torch.bfloat16, (layout,) * 3)
-    outputs = run_interpreted(interpreter, x, weight, grad, conf, config=config)
+    # The autotuner runs the one configuration it is given (the interpreter's own list has one entry too).
+    patches = {
+        f"{KERNEL_MODULES[layout]}.{kernel}.configs": [config] for kernel in ("forward_kernel", "backward_kernel")
+    }
+    outputs = run_interpreted(interpreter, x, weight, grad, conf, patches)
     check_against_reference(outputs, x, weight, grad, conf)
-
-
-# The band kernels (tensor cores, half precision only) on every case: narrow groups are padded to 16 channels,
-# strided layouts and wide windows included; dtypes and layouts alternate over the cases.
-BAND_CASES = [(case, (torch.bfloat16, torch.float16)[i % 2]) for i, case in enumerate(CASES)]
-
-
-@pytest.mark.parametrize(("case", "dtype"), BAND_CASES, ids=[f"{c}-{str(d)[6:]}" for c, d in BAND_CASES])
-def test_interpreted_band_kernels_match_reference(interpreter, case, dtype):
-    x, weight, grad, conf = case_inputs(case, dtype)
-    check_against_reference(run_interpreted(interpreter, x, weight, grad, conf, family="band"), x, weight, grad, conf)
-
-
-@pytest.mark.parametrize(
-    ("dtype", "conf", "family", "config", "message"),
-    [
-        (torch.float32, (3, 1, 1, 1), "band", None, "float16 or bfloat16"),
-        (torch.bfloat16, (11, 1, 65, 13), "band", None, "wider than the band kernels"),
-        (torch.bfloat16, (7, 1, 9, 3), "band", {"BLOCK_M": 16, "BLOCK_K": 16}, "wider than the band kernels"),
-        (torch.bfloat16, (3, 1, 1, 1), "tensor-core", None, "family must be one of"),
-    ],
-)
-def test_band_family_refuses_what_it_cannot_do(dtype, conf, family, config, message):
-    import triton
-
-    x, weight, grad = make_case(1, 1, 16, 6, 6, *conf, dtype)
-    cfg = None if config is None else triton.Config(config, num_warps=4)
-    with pytest.raises(ValueError, match=message):
-        involution_triton.involution_aggregate_triton(x, weight, *conf, config=cfg, family=family)
-    with pytest.raises(ValueError, match=message):
-        involution_triton.involution_aggregate_backward_triton(grad, x, weight, *conf, config=cfg, family=family)
 
 
 @pytest.mark.parametrize(("setting", "tuned"), [(None, True), ("1", True), ("0", False)])
@@ -179,15 +159,14 @@ def test_autotune_switch(setting, tuned):
     if setting is not None:
         env["ADAPTCONV_AUTOTUNE"] = setting
     code = (
-        "from adaptconv.ops import _involution_kernels as t, _involution_kernels_nhwc as p\n"
-        "from adaptconv.ops import _involution_kernels_band as b\n"
-        "print(len(t.CONFIGS), len(t.GPU_CONFIGS), len(t.FUSED_CONFIGS), len(t.GPU_FUSED_CONFIGS),"
-        " len(p.CONFIGS), len(p.GPU_CONFIGS), len(b.CONFIGS), len(b.GPU_CONFIGS))"
+        "from adaptconv.ops.involution import triton_nchw as t, triton_channels_last as p, triton_fused as f\n"
+        "print(len(t.CONFIGS), len(t.GPU_CONFIGS), len(f.FUSED_CONFIGS), len(f.GPU_FUSED_CONFIGS),"
+        " len(p.CONFIGS), len(p.GPU_CONFIGS))"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    tile, tile_gpu, fused, fused_gpu, block, block_gpu, band, band_gpu = map(int, out.split())
-    assert min(tile_gpu, fused_gpu, block_gpu, band_gpu) > 1
-    assert (tile, fused, block, band) == ((tile_gpu, fused_gpu, block_gpu, band_gpu) if tuned else (1, 1, 1, 1))
+    tile, tile_gpu, fused, fused_gpu, block, block_gpu = map(int, out.split())
+    assert min(tile_gpu, fused_gpu, block_gpu) > 1
+    assert (tile, fused, block) == ((tile_gpu, fused_gpu, block_gpu) if tuned else (1, 1, 1))
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -263,7 +242,9 @@ def test_interpreted_fused_kernel_matches_reference(interpreter, case):
     conf = (k, 1, (k - 1) // 2, 1)
     x = arrange(torch.randn(1, c, h, w).to(dtype), layout)
     reduced, span_weight, span_bias = make_fused_inputs(x, cr, k, layout, dtype)
-    out = interpreter.submit(involution_triton.involution_fused_triton, x, reduced, span_weight, span_bias, *conf)
+    from adaptconv.ops.involution import cuda
+
+    out = interpreter.submit(cuda.fused_triton, x, reduced, span_weight, span_bias, *conf)
     check_fused_against_reference(out.result(), x, reduced, span_weight, span_bias, conf)
 
 
@@ -281,8 +262,9 @@ def test_works_without_triton():
     code = (
         "import sys; sys.modules['triton'] = None\n"
         "import torch\n"
-        "from adaptconv.ops import involution_aggregate, involution_triton\n"
-        "assert not involution_triton.AVAILABLE\n"
+        "from adaptconv.ops import involution_aggregate\n"
+        "from adaptconv.ops.common import TRITON_INSTALLED\n"
+        "assert not TRITON_INSTALLED\n"
         "x = torch.randn(1, 4, 5, 5, requires_grad=True)\n"
         "involution_aggregate(x, torch.randn(1, 9, 5, 5), 3).sum().backward()\n"
         "assert x.grad.shape == x.shape\n"
@@ -323,39 +305,13 @@ def test_cuda_op_strides_dilations_and_wide_groups(conf):
     x, weight, grad = make_case(3, 2, 40, 17, 15, *conf, torch.bfloat16, ("channels_last",) * 3, device="cuda")
     check_against_reference(run_op(x, weight, grad, conf), x, weight, grad, conf)
     # The kernels called directly, with int64 offsets forced.
-    y = involution_triton.involution_aggregate_triton(x, weight, *conf, wide=True)
-    gx, gw = involution_triton.involution_aggregate_backward_triton(grad, x, weight, *conf, wide=True)
-    check_against_reference([y, gx, gw], x, weight, grad, conf)
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("shape", CUDA_SHAPES)
-def test_cuda_band_kernels_match_reference(shape, dtype):
-    # Not the default family: asked for by name, with its autotuner.
-    c, h, k, s = shape
-    conf = (k, s, (k - 1) // 2, 1)
-    x, weight, grad = make_case(2, c // 16, 16, h, h + 1, *conf, dtype, ("channels_last",) * 3, device="cuda")
-    y = involution_triton.involution_aggregate_triton(x, weight, *conf, family="band")
-    gx, gw = involution_triton.involution_aggregate_backward_triton(grad, x, weight, *conf, family="band")
-    check_against_reference([y, gx, gw], x, weight, grad, conf)
-
-
-def _band_configs():
-    from adaptconv.ops import _involution_kernels_band
-
-    return _involution_kernels_band.GPU_CONFIGS
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("config", _band_configs(), ids=lambda c: f"{c.kwargs} warps={c.num_warps}")
-def test_cuda_every_band_configuration(config):
-    # The autotuner may pick any of them; the GATHER_B ones lower tl.gather, which the interpreter does not check.
-    conf = (7, 2, 3, 1)
-    x, weight, grad = make_case(2, 2, 16, 29, 31, *conf, torch.bfloat16, ("channels_last",) * 3, device="cuda")
-    y = involution_triton.involution_aggregate_triton(x, weight, *conf, config=config)
-    gx, gw = involution_triton.involution_aggregate_backward_triton(grad, x, weight, *conf, config=config)
-    check_against_reference([y, gx, gw], x, weight, grad, conf)
+    forward, backward = launchers()
+    patches = {f"{CUDA}.needs_int64": always_true}
+    outputs = [
+        call_patched(patches, forward, x, weight, *conf),
+        *call_patched(patches, backward, grad, x, weight, *conf),
+    ]
+    check_against_reference(outputs, x, weight, grad, conf)
 
 
 @pytest.mark.gpu
@@ -431,24 +387,3 @@ def test_cuda_fused_op_matches_reference(shape, dtype, layout):
     ref = torch.autograd.grad(unfold_reference(ref_leaves[0], weight, *conf), ref_leaves, grad.double())
     for name, a, b in zip(("x", "reduced", "span_weight", "span_bias"), out, ref, strict=True):
         assert rel_error(a, b) <= TOLERANCE[dtype], name
-
-
-def test_launch_passes_an_explicit_config_past_the_autotuner():
-    # The interpreted tests of every GPU tile shape rely on this: a given config reaches the kernel itself.
-    calls = []
-
-    class Kernel:
-        def __getitem__(self, grid):
-            return lambda *a, **kw: calls.append(("tuned", grid, a, kw))
-
-        class fn:  # noqa: N801  (the autotuner's wrapped JIT function)
-            def __class_getitem__(cls, grid):
-                return lambda *a, **kw: calls.append(("direct", grid, a, kw))
-
-    import triton
-
-    config = triton.Config({"BLOCK_P": 16}, num_warps=2)
-    involution_triton._launch(Kernel(), "grid", None, 1, K=3)
-    involution_triton._launch(Kernel(), "grid", config, 1, K=3)
-    assert calls == [("tuned", "grid", (1,), {"K": 3}),
-                     ("direct", "grid", (1,), {"K": 3, "BLOCK_P": 16, "num_warps": 2})]  # fmt: skip

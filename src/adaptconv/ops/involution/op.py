@@ -1,18 +1,13 @@
-"""Involution aggregation (Li et al., "Involution: Inverting the Inherence of Convolution", CVPR 2021, Eq. 4).
+"""The involution's custom ops (Li et al., CVPR 2021, Eq. 4 and 6) and the public functions that check their arguments.
 
-    y[n, c, h, w] = sum_{i, j} W[n, g(c), i, j, h, w] * x[n, c, h*s + i*d - p, w*s + j*d - p],   g(c) = c // (C / G)
+- ``adaptconv::involution_aggregate(x, weight, K, stride, padding, dilation)``: aggregate each pixel's K x K
+  neighbourhood with its own kernel; its gradient is the op ``adaptconv::involution_aggregate_backward``.
+- ``adaptconv::involution_fused(x, reduced, span_weight, span_bias, ...)``: the same with the kernels made from the
+  reduced features by the span 1x1 conv inside the op, never stored (the backward recomputes them).
 
-``W`` holds one K x K kernel per output pixel and group, laid out group-major as the kernel generator
-produces it: channel ``g * K*K + i * K + j`` of a (N, G*K*K, H_out, W_out) tensor. Out-of-range taps read zero.
-
-The aggregation is one ``torch.library`` custom op, ``adaptconv::involution_aggregate``, with a fake (meta)
-implementation, an autograd formula (itself the custom op ``adaptconv::involution_aggregate_backward``) and a
-FLOP formula, so that ``torch.compile``/``torch.export`` trace it and faster kernels can be registered behind it
-without touching any model code.
-
-The reference implementation below loops over the K*K taps and accumulates strided views of the padded input:
-it never materialises the (N, C, K*K, H_out, W_out) unfolded tensor, so its extra memory is one accumulator
-the size of the output (float32 for half-precision inputs) plus one tap's temporaries.
+Each op has a fake (meta) implementation, an autograd formula and a FLOP formula, so ``torch.compile`` and
+``torch.export`` trace it and TorchScript calls it (``torch.ops.adaptconv.*``). The implementation registered here,
+for every device, is the reference of ``reference.py``; ``dispatch.py`` registers the faster CPU and CUDA ones.
 """
 
 from __future__ import annotations
@@ -22,16 +17,15 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.flop_counter import register_flop_formula
 
-from ._checks import check_feature_map, check_kernel_size, check_positive_int, output_size
-from ._tensors import accumulator_dtype, as_layout, empty_like_layout, memory_format_of
+from ..common import check_feature_map, check_kernel_size, check_positive_int, empty_like_layout, output_size
+from .reference import (
+    involution_aggregate_backward_reference,
+    involution_aggregate_reference,
+    involution_fused_reference,
+    span_kernels,
+)
 
-__all__ = [
-    "involution_aggregate",
-    "involution_aggregate_backward_reference",
-    "involution_aggregate_reference",
-    "involution_aggregate_unfold",
-    "involution_output_size",
-]
+__all__ = ["involution_aggregate", "involution_fused", "involution_output_size"]
 
 
 def involution_output_size(
@@ -44,59 +38,6 @@ def involution_output_size(
         output_size(height, kernel_size, stride, padding, dilation),
         output_size(width, kernel_size, stride, padding, dilation),
     )
-
-
-def _tap(t: Tensor, i: int, j: int, stride: int, dilation: int, out_hw: tuple[int, int]) -> Tensor:
-    """The strided view of padded ``t`` that tap (i, j) reads for every output pixel."""
-    ho, wo = out_hw
-    return t[..., i * dilation : i * dilation + stride * (ho - 1) + 1 : stride,
-             j * dilation : j * dilation + stride * (wo - 1) + 1 : stride]  # fmt: skip
-
-
-def involution_aggregate_reference(
-    x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int
-) -> Tensor:
-    """The op's reference forward (a loop over the taps), on any device; no checks, no autograd."""
-    n, c, _, _ = x.shape
-    ho, wo = weight.shape[-2:]
-    k2 = kernel_size * kernel_size
-    groups = weight.shape[1] // k2
-    acc = accumulator_dtype(x.dtype)
-    out = empty_like_layout((n, c, ho, wo), x, acc).zero_()
-    out_g = out.unflatten(1, (groups, -1))
-    x_g = F.pad(x, (padding,) * 4).unflatten(1, (groups, -1))
-    w_g = weight.unflatten(1, (groups, k2))
-    for i in range(kernel_size):
-        for j in range(kernel_size):
-            patch = _tap(x_g, i, j, stride, dilation, (ho, wo)).to(acc)
-            out_g.addcmul_(patch, w_g[:, :, i * kernel_size + j].unsqueeze(2).to(acc))
-    return out.to(x.dtype)
-
-
-def involution_aggregate_backward_reference(
-    grad_out: Tensor, x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int
-) -> tuple[Tensor, Tensor]:
-    """The op's reference backward, (grad_x, grad_weight) for grad_out, on any device; no checks."""
-    n, c, h, w = x.shape
-    ho, wo = weight.shape[-2:]
-    k2 = kernel_size * kernel_size
-    groups = weight.shape[1] // k2
-    acc = accumulator_dtype(x.dtype)
-    grad_out_g = grad_out.reshape(n, groups, c // groups, ho, wo).to(acc)
-    x_g = F.pad(x, (padding,) * 4).unflatten(1, (groups, -1))
-    w_g = weight.unflatten(1, (groups, k2))
-    grad_xp = torch.zeros((n, groups, c // groups, h + 2 * padding, w + 2 * padding), dtype=acc, device=x.device)
-    grad_w = empty_like_layout(tuple(weight.shape), weight, acc)
-    grad_w_g = grad_w.unflatten(1, (groups, k2))
-    for i in range(kernel_size):
-        for j in range(kernel_size):
-            t = i * kernel_size + j
-            _tap(grad_xp, i, j, stride, dilation, (ho, wo)).addcmul_(grad_out_g, w_g[:, :, t].unsqueeze(2).to(acc))
-            patch = _tap(x_g, i, j, stride, dilation, (ho, wo)).to(acc)
-            grad_w_g[:, :, t] = (grad_out_g * patch).sum(2)
-    grad_x = grad_xp[..., padding : padding + h, padding : padding + w].reshape(n, c, h, w)
-    # A real copy in x's layout: the padded buffer's view has other strides than the fake implementation says.
-    return as_layout(grad_x.to(x.dtype), memory_format_of(x)), grad_w.to(weight.dtype)
 
 
 @torch.library.custom_op("adaptconv::involution_aggregate", mutates_args=())
@@ -150,22 +91,43 @@ def _flops_backward(grad_shape, x_shape, w_shape, kernel_size, *args, out_shape=
     return 2 * _flops_forward(x_shape, w_shape, kernel_size)
 
 
-def involution_aggregate_unfold(
-    x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int = 1
+@torch.library.custom_op("adaptconv::involution_fused", mutates_args=())
+def _fused_op(
+    x: Tensor,
+    reduced: Tensor,
+    span_weight: Tensor,
+    span_bias: Tensor,
+    kernel_size: int,
+    stride: int,
+    padding: int,
+    dilation: int,
 ) -> Tensor:
-    """Eq. 4 through ``nn.functional.unfold``: the paper's plain formulation, in ordinary differentiable ops.
+    return involution_fused_reference(x, reduced, span_weight, span_bias, kernel_size, stride, padding, dilation)
 
-    It materialises the (N, C*K*K, H_out*W_out) unfolded input, so it needs K*K times the input's memory; it is
-    kept as the independent formulation that tests and benchmarks compare ``involution_aggregate`` with.
-    Arguments as ``involution_aggregate`` (weight (N, G*K*K, H_out, W_out)), without its checks.
-    """
+
+@_fused_op.register_fake
+def _(x, reduced, span_weight, span_bias, kernel_size, stride, padding, dilation):
     n, c = x.shape[:2]
-    ho, wo = weight.shape[-2:]
-    k2 = kernel_size * kernel_size
-    groups = weight.shape[1] // k2
-    cols = F.unfold(x, kernel_size, dilation=dilation, padding=padding, stride=stride)
-    cols = cols.view(n, groups, c // groups, k2, ho, wo)
-    return (cols * weight.reshape(n, groups, 1, k2, ho, wo)).sum(3).reshape(n, c, ho, wo)
+    return empty_like_layout((n, c, reduced.shape[2], reduced.shape[3]), x, x.dtype)
+
+
+def _fused_setup_context(ctx, inputs, output) -> None:
+    x, reduced, span_weight, span_bias, *conf = inputs
+    ctx.save_for_backward(x, reduced, span_weight, span_bias)
+    ctx.conf = tuple(conf)
+
+
+def _fused_backward(ctx, grad_out: Tensor):
+    x, reduced, span_weight, span_bias = ctx.saved_tensors
+    weight = span_kernels(reduced, span_weight, span_bias)  # recomputed: the forward did not keep it
+    grad_x, grad_w = torch.ops.adaptconv.involution_aggregate_backward(grad_out, x, weight, *ctx.conf)
+    grad_reduced = F.conv2d(grad_w, span_weight.t()[:, :, None, None])
+    grad_span_weight = torch.einsum("nthw,nrhw->tr", grad_w, reduced)
+    grad_span_bias = grad_w.sum((0, 2, 3))
+    return grad_x, grad_reduced, grad_span_weight, grad_span_bias, None, None, None, None
+
+
+_fused_op.register_autograd(_fused_backward, setup_context=_fused_setup_context)
 
 
 def involution_aggregate(
@@ -230,3 +192,59 @@ def involution_aggregate(
         raise ValueError(f"x is on {x.device} but weight is on {weight.device}; move both to one device")
     dtype = torch.promote_types(x.dtype, weight.dtype)
     return _aggregate_op(x.to(dtype), weight.to(dtype), kernel_size, stride, padding, dilation)
+
+
+def involution_fused(
+    x: Tensor,
+    reduced: Tensor,
+    span_weight: Tensor,
+    span_bias: Tensor,
+    kernel_size: int,
+    stride: int = 1,
+    padding: int | None = None,
+    dilation: int = 1,
+) -> Tensor:
+    """``involution_aggregate(x, conv1x1(reduced, span_weight, span_bias), ...)`` without storing the kernels.
+
+    Args:
+        x: input (N, C, H, W).
+        reduced: the kernel generator's reduced features (N, C_r, H_out, W_out), on the output grid.
+        span_weight: (G*K*K, C_r) or the conv's (G*K*K, C_r, 1, 1); span_bias: (G*K*K,). C must be a multiple of G.
+        kernel_size, stride, padding, dilation: as ``involution_aggregate``.
+
+    Returns:
+        (N, C, H_out, W_out) in the promoted dtype of the inputs and in ``x``'s memory format.
+    """
+    check_kernel_size(kernel_size)
+    check_positive_int(stride, "stride")
+    check_positive_int(dilation, "dilation")
+    if padding is None:
+        padding = dilation * (kernel_size - 1) // 2
+    check_positive_int(padding, "padding", minimum=0)
+    check_feature_map(x, "x")
+    check_feature_map(reduced, "reduced")
+    if span_weight.dim() == 4:
+        span_weight = span_weight.flatten(1)
+    taps = kernel_size * kernel_size
+    if span_weight.dim() != 2 or span_weight.shape[1] != reduced.shape[1] or span_weight.shape[0] % taps:
+        raise ValueError(
+            f"span_weight must be (G*K*K, C_r) = (G*{taps}, {reduced.shape[1]}), got {tuple(span_weight.shape)}"
+        )
+    if tuple(span_bias.shape) != (span_weight.shape[0],):
+        raise ValueError(f"span_bias must have shape ({span_weight.shape[0]},), got {tuple(span_bias.shape)}")
+    groups = span_weight.shape[0] // taps
+    if x.shape[1] % groups:
+        raise ValueError(f"x has {x.shape[1]} channels, which is not a multiple of the {groups} kernel groups")
+    out_hw = involution_output_size(x.shape[2], x.shape[3], kernel_size, stride, padding, dilation)
+    if reduced.shape[0] != x.shape[0] or tuple(reduced.shape[2:]) != out_hw:
+        raise ValueError(f"reduced must be (N, C_r, H_out, W_out) = ({x.shape[0]}, C_r, {out_hw[0]}, {out_hw[1]}), "
+                         f"got {tuple(reduced.shape)}")  # fmt: skip
+    # The kernels' dtype: that of the span conv they replace, i.e. the autocast dtype under autocast (rather than the
+    # float32 of the span parameters, which would double the memory and traffic); the output's, as the unfused
+    # aggregation's: promoted with x's.
+    kernel_dtype = torch.promote_types(reduced.dtype, span_weight.dtype)
+    if torch.is_autocast_enabled(x.device.type) and kernel_dtype.is_floating_point:
+        kernel_dtype = torch.get_autocast_dtype(x.device.type)
+    dtype = torch.promote_types(x.dtype, kernel_dtype)
+    x, reduced, span_weight, span_bias = (t.to(dtype) for t in (x, reduced, span_weight, span_bias))
+    return _fused_op(x, reduced, span_weight, span_bias, kernel_size, stride, padding, dilation)
