@@ -42,10 +42,11 @@ def stride_avg_pool(x: torch.Tensor, stride: int) -> torch.Tensor:
     ``avg_pool2d``: on a CPU that mean is the slower one, and under torch.compile inductor writes its own pooling
     kernel, while the mean's strides made it fail on a second input size (dynamic shapes).
     """
-    h, w = x.shape[-2:]
-    if (x.is_cuda and not torch.compiler.is_compiling() and h % stride == 0 and w % stride == 0
-            and x.is_contiguous(memory_format=torch.channels_last)):  # fmt: skip
-        return window_mean(x, stride)
+    if not torch.jit.is_scripting():
+        h, w = x.shape[-2:]
+        if (x.is_cuda and not torch.compiler.is_compiling() and h % stride == 0 and w % stride == 0
+                and x.is_contiguous(memory_format=torch.channels_last)):  # fmt: skip
+            return window_mean(x, stride)
     return F.avg_pool2d(x, stride, stride, ceil_mode=True, count_include_pad=False)
 
 

@@ -4,6 +4,7 @@ features, official equivalence, MACs, export."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 import timm
@@ -177,3 +178,21 @@ def test_cuda_matches_cpu_and_runs_in_bf16(name):
         loss = model(x.float().cuda().to(memory_format=torch.channels_last)).float().square().mean()
     loss.backward()
     assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_training_on_maps_that_leave_batch_norm_two_values_warns():
+    # SCNet-101 on 1x1 images at batch 2: every batch norm gets two values a channel, so its input gradient is
+    # rounding noise that 231 norms in series amplify (NaN gradients for some seeds); a warning says so.
+    model = adaptconv.create_model("scnet101", num_classes=10).train()
+    with pytest.warns(UserWarning, match="2 value.s. a channel"):
+        model(torch.randn(2, 3, 1, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model(torch.randn(2, 3, 64, 64))  # 2x2 maps at the last stage: 8 values a channel
+        model.eval()(torch.randn(1, 3, 1, 1))  # running statistics: nothing degenerates
+
+
+def test_features_only_scnet_in_training_at_batch_one_says_what_to_do():
+    model = timm.create_model("scnet50", features_only=True).train()
+    with pytest.raises(ValueError, match="batch of at least 2"):
+        model(torch.randn(1, 3, 64, 64))

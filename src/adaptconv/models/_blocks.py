@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+
+import torch
 import torch.nn as nn
 from torch import Tensor
 
@@ -26,6 +29,28 @@ def place(module: nn.Module, device=None, dtype=None) -> nn.Module:
     if device is not None or dtype is not None:
         module.to(device=device, dtype=dtype)
     return module
+
+
+def warn_if_batch_norm_degenerates(x: Tensor, batch_statistics: bool) -> None:
+    """Warn when a training block's batch norms get at most two values per channel (N * H * W <= 2 at its input).
+
+    With two values a channel, batch norm's output is +-1 (times its scale, plus its shift) whatever its input, so
+    the gradient it passes back is zero in exact arithmetic: what remains is rounding noise, multiplied by
+    1 / sqrt(var + eps) (up to 316). Over many norms in series (SCNet-101 on 1x1 maps: 7 a block, 33 blocks) it
+    grows past float32's range, and the gradients become infinite or NaN. ``batch_statistics``: whether the
+    block's norms compute batch statistics now (batch norm in training mode)."""
+    if not torch.jit.is_scripting() and batch_statistics and not torch.compiler.is_compiling():
+        values = x.shape[0] * x.shape[2] * x.shape[3]
+        if values <= 2:
+            warnings.warn(
+                f"a residual block trains on {tuple(x.shape)} maps: its batch norms get {values} value(s) a channel, "
+                "which leaves them no signal to pass back (their input gradient is rounding noise, amplified by each "
+                "norm; a deep model's gradients can overflow to NaN). Train with larger images or batches.",
+                stacklevel=2,
+            )
+
+
+torch.fx.wrap("warn_if_batch_norm_degenerates")
 
 
 class ResidualBottleneck(nn.Module):
@@ -55,6 +80,7 @@ class ResidualBottleneck(nn.Module):
         self.drop_block = drop_block if drop_block is not None else nn.Identity()
         self.downsample = downsample
         self.drop_path = drop_path if drop_path is not None else nn.Identity()
+        self.batch_norm = isinstance(self.bn3, nn.modules.batchnorm._BatchNorm)
         place(self, device, dtype)
 
     def branch(self, x: Tensor) -> Tensor:
@@ -66,6 +92,7 @@ class ResidualBottleneck(nn.Module):
         nn.init.zeros_(self.bn3.weight)
 
     def forward(self, x: Tensor) -> Tensor:
+        warn_if_batch_norm_degenerates(x, self.training and self.batch_norm)
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.drop_block(self.bn3(self.conv3(self.branch(x))))
         return self.act(self.drop_path(out) + shortcut)

@@ -25,7 +25,9 @@ __all__ = ["InvolutionBottleneck", "RedNet", "RedNetStem", "rednet_stem"]
 
 
 class InvolutionBottleneck(ResidualBottleneck):
-    """RedNet bottleneck: 1x1 conv -> K x K involution (carries the stride) -> 1x1 conv to ``planes * 4``."""
+    """RedNet bottleneck: 1x1 conv -> K x K involution (carries the stride) -> 1x1 conv to ``planes * 4``.
+
+    ``kernel_size``, ``group_channels``, ``reduction`` and ``fused`` are the involution's (``Involution2d``)."""
 
     def __init__(
         self,
@@ -47,6 +49,7 @@ class InvolutionBottleneck(ResidualBottleneck):
         kernel_size: int = 7,
         group_channels: int = 16,
         reduction: int = 4,
+        fused: bool = False,
         device=None,
         dtype=None,
     ) -> None:
@@ -57,7 +60,7 @@ class InvolutionBottleneck(ResidualBottleneck):
         self.bn1 = norm_layer(width)
         self.conv2 = Involution2d(
             width, kernel_size, stride, dilation=first_dilation or dilation, group_channels=group_channels,
-            reduction=reduction, norm_layer=norm_layer, act_layer=act_layer,
+            reduction=reduction, norm_layer=norm_layer, act_layer=act_layer, fused=fused,
         )  # fmt: skip
         self.bn2 = norm_layer(width)
         self.finish(width, planes, downsample, norm_layer, act_layer, drop_block, drop_path, device, dtype)
@@ -79,25 +82,36 @@ class RedNetStem(nn.Sequential):
     stem again (``torch.utils.checkpoint``). The stem works at half the input resolution, so this saves a large
     share of RedNet's training memory (docs/training_memory.md) for one more stem forward a step. Batch norm's
     running statistics are updated once, in the forward pass, not again in the recomputation. Under
-    ``torch.compile`` the compiler decides what to keep, and the flag is ignored.
+    ``torch.compile`` the compiler decides what to keep, and in TorchScript nothing is recomputed.
     """
 
-    recompute: bool = False
+    def __init__(self, *layers: nn.Module, recompute: bool = False) -> None:
+        super().__init__(*layers)
+        self.recompute = recompute
 
     def forward(self, x: Tensor) -> Tensor:
-        # the flags first: FX tracing (feature extractors) gets the plain path without looking at the traced x
-        if not (self.recompute and self.training and torch.is_grad_enabled()) or torch.compiler.is_compiling():
-            return super().forward(x)
-        if not (x.requires_grad or any(p.requires_grad for p in self.parameters())):
-            return super().forward(x)
+        if not torch.jit.is_scripting():
+            # the flags first: FX tracing (feature extractors) gets the plain path without looking at the traced x
+            if self.recompute and self.training and torch.is_grad_enabled() and not torch.compiler.is_compiling():
+                if x.requires_grad or any(p.requires_grad for p in self.parameters()):
+                    return self._recomputed(x)
+        return self.layers(x)
+
+    def layers(self, x: Tensor) -> Tensor:
+        """The stem's layers in order (``nn.Sequential``'s forward)."""
+        for layer in self:
+            x = layer(x)
+        return x
+
+    def _recomputed(self, x: Tensor) -> Tensor:
         calls = []
 
         def run(inp: Tensor) -> Tensor:
             calls.append(None)
             if len(calls) == 1:
-                return super(RedNetStem, self).forward(inp)
+                return self.layers(inp)
             with _running_stats_kept(self):
-                return super(RedNetStem, self).forward(inp)
+                return self.layers(inp)
 
         return checkpoint(run, x, use_reentrant=False)
 
@@ -123,18 +137,22 @@ def rednet_stem(
     kernel_size: int = 3,
     norm_layer: LayerType = nn.BatchNorm2d,
     act_layer: LayerType = nn.ReLU,
+    fused: bool = False,
+    recompute: bool = False,
 ) -> RedNetStem:
     """RedNet stem, stride 2: conv 3x3/2 (width out/2) -> involution K x K -> norm -> act -> conv 3x3 (width out).
 
     K is 3 in the classification code and its checkpoints (7 in the official detection/segmentation copies).
+    ``fused``: the involution's (``Involution2d``); ``recompute``: the stem's (``RedNetStem``).
     """
     mid = out_channels // 2
     return RedNetStem(
         conv_norm_act(in_chans, mid, 3, 2, norm_layer, act_layer),
-        Involution2d(mid, kernel_size, norm_layer=norm_layer, act_layer=act_layer),
+        Involution2d(mid, kernel_size, norm_layer=norm_layer, act_layer=act_layer, fused=fused),
         norm_layer(mid),
         act_layer(inplace=True),
         conv_norm_act(mid, out_channels, 3, 1, norm_layer, act_layer),
+        recompute=recompute,
     )
 
 
@@ -166,20 +184,19 @@ class RedNet(ResNet):
         act_layer: LayerType = nn.ReLU,
         fused_involution: bool = False,
         recompute_stem: bool = False,
+        block_args: dict | None = None,
         **kwargs,
     ) -> None:
         super().__init__(
             block=InvolutionBottleneck, layers=layers, in_chans=in_chans, norm_layer=norm_layer, act_layer=act_layer,
-            zero_init_last=zero_init_last, **kwargs,
+            zero_init_last=zero_init_last, block_args=dict(block_args or {}, fused=fused_involution), **kwargs,
         )  # fmt: skip
-        stem = rednet_stem(in_chans, 64, stem_kernel_size, norm_layer=norm_layer, act_layer=act_layer)
-        stem.recompute = recompute_stem
+        # timm's ResNet builds its stem from stem_type/stem_width alone (it takes no stem module), so RedNet's stem
+        # takes the place of the conv1 it built, and bn1/act1 (inside RedNet's stem) become identities.
+        stem = rednet_stem(in_chans, 64, stem_kernel_size, norm_layer, act_layer, fused_involution, recompute_stem)
         self.conv1 = place(stem, kwargs.get("device"), kwargs.get("dtype"))
         self.bn1 = nn.Identity()
         self.act1 = nn.Identity()
-        for m in self.modules():
-            if isinstance(m, Involution2d):
-                m.fused = fused_involution
         self.init_weights(zero_init_last=zero_init_last)
 
     def init_weights(self, zero_init_last: bool = True) -> None:

@@ -27,6 +27,8 @@ class SCBottleneck(ResidualBottleneck):
 
     width = planes * base_width / 64 (base_width 32 in SCNet, so each half has planes / 2 channels).
     With ``avd`` and a stride, both 3x3 stages run at stride 1 and a 3x3 average pool (stride 2) follows them.
+    ``pooling_r`` and ``fused_calibration`` are the self-calibrated conv's (``SelfCalibratedConv2d``: ``pooling_r``,
+    ``fused``).
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class SCBottleneck(ResidualBottleneck):
         drop_path: nn.Module | None = None,
         avd: bool = False,
         pooling_r: int = 4,
+        fused_calibration: bool = True,
         device=None,
         dtype=None,
     ) -> None:
@@ -67,7 +70,7 @@ class SCBottleneck(ResidualBottleneck):
         )
         self.scconv = SelfCalibratedConv2d(
             half, stride=inner_stride, padding=first_dilation, dilation=first_dilation, pooling_r=pooling_r,
-            norm_layer=norm_layer,
+            norm_layer=norm_layer, fused=fused_calibration,
         )  # fmt: skip
         self.avd_layer = nn.AvgPool2d(3, stride, padding=1) if self.avd else nn.Identity()
         self.finish(half * 2, planes, downsample, norm_layer, act_layer, drop_block, drop_path, device, dtype)
@@ -95,14 +98,14 @@ class SCNet(ResNet):
         base_width: int = 32,
         zero_init_last: bool = False,
         fused_calibration: bool = True,
+        block_args: dict | None = None,
         **kwargs,
     ) -> None:
+        block_args = dict(block_args or {}, fused_calibration=fused_calibration)
         super().__init__(
-            block=SCBottleneck, layers=layers, base_width=base_width, zero_init_last=zero_init_last, **kwargs
-        )
-        for m in self.modules():
-            if isinstance(m, SelfCalibratedConv2d):
-                m.fused = fused_calibration
+            block=SCBottleneck, layers=layers, base_width=base_width, zero_init_last=zero_init_last,
+            block_args=block_args, **kwargs,
+        )  # fmt: skip
 
 
 def _scnet_v1d(**kwargs) -> dict:

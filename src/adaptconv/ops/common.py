@@ -14,8 +14,14 @@ from torch import Tensor
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def check_feature_map(x: torch.Tensor, name: str = "x", channels: int | None = None) -> None:
-    """Raise a clear error unless ``x`` is a floating-point (N, C, H, W) tensor with ``channels`` channels."""
+def check_feature_map(x: Tensor, name: str = "x", channels: int | None = None) -> None:
+    """Raise a clear error unless ``x`` is a floating-point (N, C, H, W) tensor of non-empty spatial size with
+    ``channels`` channels. Nothing is checked in TorchScript (the checks' messages are Python)."""
+    if not torch.jit.is_scripting():
+        _check_feature_map(x, name, channels)
+
+
+def _check_feature_map(x: Tensor, name: str, channels: int | None) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
     if x.dim() != 4:
@@ -29,6 +35,8 @@ def check_feature_map(x: torch.Tensor, name: str = "x", channels: int | None = N
         )
     if channels is not None and x.shape[1] != channels:
         raise ValueError(f"{name} has {x.shape[1]} channels but this layer was built for {channels} channels")
+    if x.shape[2] == 0 or x.shape[3] == 0:
+        raise ValueError(f"{name} has an empty spatial size {tuple(x.shape[2:])}: give at least one pixel a side")
 
 
 def check_positive_int(value: int, name: str, minimum: int = 1) -> int:

@@ -106,3 +106,8 @@ def test_compiled_layer_takes_a_second_input_size(device, layout):
         for got, want in zip(*outputs, strict=True):
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
     torch._dynamo.reset()
+
+
+def test_empty_spatial_input_is_explained():
+    with pytest.raises(ValueError, match="empty spatial size"):
+        Involution2d(16)(torch.randn(1, 16, 5, 0))

@@ -206,3 +206,13 @@ def test_inductor_compiles_a_whole_layer_on_cuda():
     torch.testing.assert_close(compiled(x), layer(x), rtol=1e-10, atol=1e-10)
     compiled(x).sum().backward()
     assert x.grad is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [((9, 9, 4), "odd"), ((9, 9, 0), "kernel_size"), ((9, 9, 3, 0), "stride"), ((9, 9, 3, 1, -1), "padding"),
+     ((9, 9, 3, 1, None, 0), "dilation")],
+)  # fmt: skip
+def test_output_size_refuses_bad_windows(args, match):
+    with pytest.raises(ValueError, match=match):
+        involution_output_size(*args)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from helpers import DEVICES
 
-from adaptconv.ops import SelfCalibratedConv2d
+from adaptconv.ops import CalibrationPool, SelfCalibratedConv2d
 
 
 def official_scconv(m: SelfCalibratedConv2d, x: torch.Tensor, r: int = 4) -> torch.Tensor:
@@ -77,8 +77,34 @@ def test_channels_last_and_backward():
         (dict(in_channels=8), torch.ones(1, 8, 8, 8, dtype=torch.int32), TypeError, "float"),
         (dict(in_channels=8, groups=3), None, ValueError, "multiples of groups"),
         (dict(in_channels=8, pooling_r=0), None, ValueError, "pooling_r"),
+        (dict(in_channels=8, padding=0), None, ValueError, "padding .0. must equal dilation .1."),
+        (dict(in_channels=8, padding=1, dilation=2), None, ValueError, "padding .1. must equal dilation .2."),
+        (dict(in_channels=8, stride=0), None, ValueError, "stride must be an integer >= 1"),
+        (dict(in_channels=8, dilation=0, padding=0), None, ValueError, "dilation must be an integer >= 1"),
+        (dict(in_channels=8, padding=-1), None, ValueError, "padding must be an integer >= 0"),
+        (dict(in_channels=8), torch.randn(1, 8, 0, 5), ValueError, "empty spatial size"),
     ],
 )
 def test_bad_input_is_explained(build, x, error, match):
     with pytest.raises(error, match=match):
         SelfCalibratedConv2d(**build)(x)
+
+
+def test_dilated_conv_keeps_the_input_size():
+    m = SelfCalibratedConv2d(8, padding=2, dilation=2)
+    assert m(torch.randn(2, 8, 9, 7)).shape == (2, 8, 9, 7)
+
+
+def test_calibration_pool_refuses_integer_maps():
+    with pytest.raises(TypeError, match="floating-point"):
+        CalibrationPool(4)(torch.ones(1, 2, 8, 8, dtype=torch.long))
+
+
+@pytest.mark.parametrize("size", [1, 4, 7])
+def test_training_batch_of_one_on_a_map_pooled_to_one_pixel_is_explained(size):
+    m = SelfCalibratedConv2d(8).train()
+    with pytest.raises(ValueError, match="batch of at least 2"):
+        m(torch.randn(1, 8, size, size))
+    m(torch.randn(2, 8, size, size))  # a second sample, or evaluation, is fine
+    m.eval()(torch.randn(1, 8, size, size))
+    m.train()(torch.randn(1, 8, 8, 8))  # pooled to 2x2

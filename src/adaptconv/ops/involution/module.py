@@ -94,10 +94,12 @@ class Involution2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         check_feature_map(x, "x", self.channels)
-        conf = (self.kernel_size, self.stride, self.padding, self.dilation)
+        k, s, p, d = self.kernel_size, self.stride, self.padding, self.dilation
         if self.fused:
-            return involution_fused(x, self.reduced(x), self.span.weight, self.span.bias, *conf)
-        return involution_aggregate(x, self.kernels(x), *conf)
+            bias = self.span.bias
+            assert bias is not None  # built with one; tells TorchScript so
+            return involution_fused(x, self.reduced(x), self.span.weight, bias, k, s, p, d)
+        return involution_aggregate(x, self.kernels(x), k, s, p, d)
 
     def extra_repr(self) -> str:
         return (

@@ -31,9 +31,14 @@ __all__ = ["involution_aggregate", "involution_fused", "involution_output_size"]
 def involution_output_size(
     height: int, width: int, kernel_size: int, stride: int = 1, padding: int | None = None, dilation: int = 1
 ) -> tuple[int, int]:
-    """(H_out, W_out) of the aggregation; ``padding=None`` means 'same' padding, ``dilation * (K - 1) // 2``."""
+    """(H_out, W_out) of the aggregation; ``padding=None`` means 'same' padding, ``dilation * (K - 1) // 2``.
+    Raises a ValueError for an even or non-positive kernel size, a stride or dilation below 1, a negative padding."""
+    check_kernel_size(kernel_size)
+    check_positive_int(stride, "stride")
+    check_positive_int(dilation, "dilation")
     if padding is None:
         padding = dilation * (kernel_size - 1) // 2
+    check_positive_int(padding, "padding", minimum=0)
     return (
         output_size(height, kernel_size, stride, padding, dilation),
         output_size(width, kernel_size, stride, padding, dilation),
@@ -151,12 +156,24 @@ def involution_aggregate(
     Returns:
         (N, C, H_out, W_out) in the promoted dtype of ``x`` and ``weight`` and in ``x``'s memory format, with
         H_out = floor((H + 2p - d(K-1) - 1) / s) + 1 (the ``nn.Conv2d`` rule).
+
+    TorchScript calls the op directly: without the argument checks, the 6-D weight and the dtype promotion.
     """
+    if padding is None:
+        padding = dilation * (kernel_size - 1) // 2
+    if not torch.jit.is_scripting():
+        x, weight = _checked_aggregation(x, weight, kernel_size, stride, padding, dilation)
+    return torch.ops.adaptconv.involution_aggregate(x, weight, kernel_size, stride, padding, dilation)
+
+
+def _checked_aggregation(
+    x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int
+) -> tuple[Tensor, Tensor]:
+    """``involution_aggregate``'s arguments checked (a clear error for each mistake), the weight flattened to 4-D,
+    both in their promoted dtype."""
     check_kernel_size(kernel_size)
     check_positive_int(stride, "stride")
     check_positive_int(dilation, "dilation")
-    if padding is None:
-        padding = dilation * (kernel_size - 1) // 2
     check_positive_int(padding, "padding", minimum=0)
     check_feature_map(x, "x")
     k2 = kernel_size * kernel_size
@@ -191,7 +208,7 @@ def involution_aggregate(
     if weight.device != x.device:
         raise ValueError(f"x is on {x.device} but weight is on {weight.device}; move both to one device")
     dtype = torch.promote_types(x.dtype, weight.dtype)
-    return _aggregate_op(x.to(dtype), weight.to(dtype), kernel_size, stride, padding, dilation)
+    return x.to(dtype), weight.to(dtype)
 
 
 def involution_fused(
@@ -214,12 +231,36 @@ def involution_fused(
 
     Returns:
         (N, C, H_out, W_out) in the promoted dtype of the inputs and in ``x``'s memory format.
+
+    TorchScript calls the op directly, with the span weight flattened: without the argument checks and the dtype
+    promotion.
     """
+    if padding is None:
+        padding = dilation * (kernel_size - 1) // 2
+    if torch.jit.is_scripting():
+        span_weight = span_weight.flatten(1)
+    else:
+        x, reduced, span_weight, span_bias = _checked_fusion(
+            x, reduced, span_weight, span_bias, kernel_size, stride, padding, dilation
+        )
+    return torch.ops.adaptconv.involution_fused(x, reduced, span_weight, span_bias, kernel_size, stride, padding,
+                                                dilation)  # fmt: skip
+
+
+def _checked_fusion(
+    x: Tensor,
+    reduced: Tensor,
+    span_weight: Tensor,
+    span_bias: Tensor,
+    kernel_size: int,
+    stride: int,
+    padding: int,
+    dilation: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``involution_fused``'s arguments checked, the span weight flattened to 2-D, all in the promoted dtype."""
     check_kernel_size(kernel_size)
     check_positive_int(stride, "stride")
     check_positive_int(dilation, "dilation")
-    if padding is None:
-        padding = dilation * (kernel_size - 1) // 2
     check_positive_int(padding, "padding", minimum=0)
     check_feature_map(x, "x")
     check_feature_map(reduced, "reduced")
@@ -246,5 +287,4 @@ def involution_fused(
     if torch.is_autocast_enabled(x.device.type) and kernel_dtype.is_floating_point:
         kernel_dtype = torch.get_autocast_dtype(x.device.type)
     dtype = torch.promote_types(x.dtype, kernel_dtype)
-    x, reduced, span_weight, span_bias = (t.to(dtype) for t in (x, reduced, span_weight, span_bias))
-    return _fused_op(x, reduced, span_weight, span_bias, kernel_size, stride, padding, dilation)
+    return x.to(dtype), reduced.to(dtype), span_weight.to(dtype), span_bias.to(dtype)

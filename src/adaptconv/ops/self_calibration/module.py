@@ -40,6 +40,24 @@ class CalibrationPool(nn.Module):
         return f"r={self.r}"
 
 
+def check_calibration_batch(x: Tensor, r: int, batch_statistics: bool) -> None:
+    """Refuse, with a message that says what to do, a training batch whose calibration branch would leave batch norm
+    one value per channel (batch 1 and a map pooled to 1x1, e.g. SCNet's last stage at 224 px), instead of batch
+    norm's own error. ``batch_statistics``: whether the branch's norm computes batch statistics now."""
+    if not torch.jit.is_scripting():
+        h, w = x.shape[-2], x.shape[-1]
+        if batch_statistics and x.shape[0] == 1 and max(h // r, 1) * max(w // r, 1) == 1:
+            raise ValueError(
+                f"the self-calibrated conv's calibration branch pools this {h}x{w} map to 1x1 (pooling_r={r}), and "
+                "with a batch of one its batch norm has one value per channel, which training cannot normalise: "
+                f"train with a batch of at least 2, or on maps of at least {2 * r} pixels a side at this layer, or "
+                "call model.eval()"
+            )
+
+
+torch.fx.wrap("check_calibration_batch")
+
+
 def _conv3x3_bn(
     in_channels: int,
     out_channels: int,
@@ -94,8 +112,15 @@ class SelfCalibratedConv2d(nn.Module):
     ) -> None:
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
-        for value, name in ((in_channels, "in_channels"), (out_channels, "out_channels"), (groups, "groups")):
+        for value, name in ((in_channels, "in_channels"), (out_channels, "out_channels"), (groups, "groups"),
+                            (stride, "stride"), (dilation, "dilation")):  # fmt: skip
             check_positive_int(value, name)
+        check_positive_int(padding, "padding", minimum=0)
+        if padding != dilation:
+            raise ValueError(
+                f"padding ({padding}) must equal dilation ({dilation}): K3 must keep the input's size, which the "
+                "calibration gate multiplies; a 3x3 conv does with padding = dilation"
+            )
         if in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"in_channels ({in_channels}) and out_channels ({out_channels}) must be multiples of groups ({groups})"
@@ -112,18 +137,23 @@ class SelfCalibratedConv2d(nn.Module):
         # by (``adaptconv visualize`` draws it), without recomputing it. The state_dict is unchanged.
         self.calibration_gate = nn.Identity()
         self.fused = fused
+        # In training, batch norm needs more than one value per channel: see check_calibration_batch.
+        self.batch_norm = isinstance(self.k2[-1], nn.modules.batchnorm._BatchNorm)
 
     def gate(self, x: Tensor) -> Tensor:
         """The calibration gate ``sigmoid(x + Up(K2(AvgPool_r(x))))``, (N, C_in, H, W)."""
         return self.calibration_gate(torch.sigmoid(x + F.interpolate(self.k2(x), size=x.shape[-2:], mode="nearest")))
 
     def forward(self, x: Tensor) -> Tensor:
-        check_feature_map(x, "x", self.in_channels)
-        gate_hooked = self.calibration_gate._forward_hooks or self.calibration_gate._forward_pre_hooks
-        # A hook on the gate needs the gate as a tensor: the unfused ops make it.
-        if self.fused and not gate_hooked and not torch.compiler.is_compiling():
-            return self.k4(calibrate(x, self.k3(x), self.k2(x)))
-        return self.k4(self.k3(x) * self.gate(x))
+        if not torch.jit.is_scripting():
+            check_feature_map(x, "x", self.in_channels)
+            check_calibration_batch(x, self.k2[0].r, self.training and self.batch_norm)
+            # A hook on the gate needs the gate as a tensor: the unfused ops make it.
+            gate_hooked = self.calibration_gate._forward_hooks or self.calibration_gate._forward_pre_hooks
+            if not self.fused or gate_hooked or torch.compiler.is_compiling():
+                return self.k4(self.k3(x) * self.gate(x))
+        # TorchScript: the custom op whatever ``fused`` says (the same function)
+        return self.k4(calibrate(x, self.k3(x), self.k2(x)))
 
     def extra_repr(self) -> str:
         return "" if self.fused else "fused=False"

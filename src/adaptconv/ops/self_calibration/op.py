@@ -102,7 +102,7 @@ def calibrate(x: Tensor, k3: Tensor, y: Tensor) -> Tensor:
 
     Shapes: x, k3 (N, C, H, W) of one dtype; y (N, C, H', W'), any H', W' (K2's output at 1/r of H, W).
     """
-    if x.shape != k3.shape or x.shape[:2] != y.shape[:2] or y.dim() != 4:
+    if not torch.jit.is_scripting() and (x.shape != k3.shape or x.shape[:2] != y.shape[:2] or y.dim() != 4):
         raise ValueError(f"calibrate takes x and k3 of one shape (N, C, H, W) and y of shape (N, C, H', W'); got "
                          f"x {tuple(x.shape)}, k3 {tuple(k3.shape)}, y {tuple(y.shape)}")  # fmt: skip
     return torch.ops.adaptconv.calibrate(x, k3, y)
@@ -111,10 +111,14 @@ def calibrate(x: Tensor, k3: Tensor, y: Tensor) -> Tensor:
 def calibration_pool(x: Tensor, r: int) -> Tensor:
     """r x r average pooling with stride r, the window shrunk to the whole axis on maps smaller than r
     (the custom op ``adaptconv::calibration_pool``: one Triton kernel each way on CUDA channels_last tensors)."""
-    h, w = x.shape[-2:]
+    h, w = x.shape[-2], x.shape[-1]
     # Branches, not min(): under torch.export they become guards (the traced graph holds for maps of r or more
     # pixels, where the window is r), instead of a symbolic window size that ONNX's fixed-size pooling cannot take.
-    kh, kw = r if h >= r else h, r if w >= r else w
-    if torch.compiler.is_compiling():  # inductor lowers the plain pooling itself (see SelfCalibratedConv2d.fused)
-        return F.avg_pool2d(x, (kh, kw), (kh, kw))
+    kh = r if h >= r else h
+    kw = r if w >= r else w
+    if not torch.jit.is_scripting():
+        if not x.is_floating_point():
+            raise TypeError(f"calibration_pool averages floating-point maps, got {x.dtype}; convert it with x.float()")
+        if torch.compiler.is_compiling():  # inductor lowers the plain pooling itself (see SelfCalibratedConv2d.fused)
+            return F.avg_pool2d(x, (kh, kw), (kh, kw))
     return torch.ops.adaptconv.calibration_pool(x, kh, kw)
