@@ -196,3 +196,17 @@ def test_features_only_scnet_in_training_at_batch_one_says_what_to_do():
     model = timm.create_model("scnet50", features_only=True).train()
     with pytest.raises(ValueError, match="batch of at least 2"):
         model(torch.randn(1, 3, 64, 64))
+
+
+def test_ablation_options_reach_every_block():
+    scnet = adaptconv.create_model("scnet50", pooling_r=2, calibration_pooling="max",
+                                   calibration_upsampling="bilinear", calibration_gate_identity=False)  # fmt: skip
+    convs = [m for m in scnet.modules() if isinstance(m, adaptconv.SelfCalibratedConv2d)]
+    assert len(convs) == 16
+    assert all((c.k2[0].r, c.k2[0].mode, c.upsampling, c.gate_identity) == (2, "max", "bilinear", False) for c in convs)
+    rednet = adaptconv.create_model("rednet26", kernel_size=5, group_channels=8, reduction=2)
+    blocks = [b.conv2 for stage in (rednet.layer1, rednet.layer2, rednet.layer3, rednet.layer4) for b in stage]
+    assert all((b.kernel_size, b.channels // b.groups, b.span.in_channels) == (5, 8, b.channels // 2) for b in blocks)
+    assert rednet.conv1[1].kernel_size == 3  # the stem's involution keeps its own kernel size
+    for model in (scnet, rednet):
+        assert model(torch.randn(2, 3, 64, 64)).shape == (2, 1000)

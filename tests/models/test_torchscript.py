@@ -41,8 +41,7 @@ def test_scripted_models_give_the_eager_outputs(name, train):
     "name, kwargs, op",
     [("rednet26", {}, "adaptconv::involution_aggregate"),
      ("rednet26", {"fused_involution": True}, "adaptconv::involution_fused"),
-     ("scnet50", {}, "adaptconv::calibrate"),
-     ("scnet50", {"fused_calibration": False}, "adaptconv::calibrate")],
+     ("scnet50", {}, "adaptconv::calibrate")],
 )  # fmt: skip
 def test_scripted_models_call_the_custom_ops_and_survive_save_and_load(name, kwargs, op):
     model = adaptconv.create_model(name, num_classes=10, **kwargs).eval()

@@ -22,7 +22,8 @@ def timm_default_cfgs(names: list[str]) -> dict[str, dict]:
     return {name: timm_cfg(name) for name in names}
 
 
-def _feature_wrapper(model: nn.Module, out_indices, feature_cls) -> nn.Module:
+def feature_wrapper(model: nn.Module, out_indices, feature_cls) -> nn.Module:
+    """timm's feature class (``'list'``, ``'dict'``, ``'hook'``, ``'getter'`` or a class) around ``model``."""
     import timm.models as tm
 
     classes = {
@@ -119,5 +120,5 @@ def build_model(model_cls: type[nn.Module], variant: str, pretrained=False, **kw
     if pretrained is not False and pretrained is not None:
         load_pretrained(model, variant, pretrained, None if cache_dir is None else str(cache_dir))
     if features_only:
-        model = _feature_wrapper(model, out_indices, feature_cls)
+        model = feature_wrapper(model, out_indices, feature_cls)
     return model

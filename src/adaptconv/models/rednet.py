@@ -20,6 +20,7 @@ from ..layers import LayerType, conv_norm_act
 from ..ops import Involution2d
 from ._blocks import ResidualBottleneck, check_block_options, place
 from ._builder import build_model, timm_default_cfgs
+from .stems import check_stem, small_input_stem
 
 __all__ = ["InvolutionBottleneck", "RedNet", "RedNetStem", "rednet_stem"]
 
@@ -163,6 +164,8 @@ class RedNet(ResNet):
     ``fused_involution=True`` makes every involution generate its kernels inside the aggregation
     (``Involution2d(fused=True)``), and ``recompute_stem=True`` recomputes the stem in the backward pass
     (``RedNetStem``): the same function and parameters, less training memory (docs/training_memory.md).
+    ``kernel_size``, ``group_channels`` and ``reduction`` set every block's involution (7, 16, 4 in the paper; the
+    stem's kernel is ``stem_kernel_size``). ``stem="cifar"``: the small-input stem (``stems.small_input_stem``).
     """
 
     # Our names -> official mmcls ImageClassifier names (applied in order, first match of each rule).
@@ -184,19 +187,28 @@ class RedNet(ResNet):
         act_layer: LayerType = nn.ReLU,
         fused_involution: bool = False,
         recompute_stem: bool = False,
+        kernel_size: int = 7,
+        group_channels: int = 16,
+        reduction: int = 4,
+        stem: str = "imagenet",
         block_args: dict | None = None,
         **kwargs,
     ) -> None:
+        block_args = dict(block_args or {}, fused=fused_involution, kernel_size=kernel_size,
+                          group_channels=group_channels, reduction=reduction)  # fmt: skip
         super().__init__(
             block=InvolutionBottleneck, layers=layers, in_chans=in_chans, norm_layer=norm_layer, act_layer=act_layer,
-            zero_init_last=zero_init_last, block_args=dict(block_args or {}, fused=fused_involution), **kwargs,
+            zero_init_last=zero_init_last, block_args=block_args, **kwargs,
         )  # fmt: skip
         # timm's ResNet builds its stem from stem_type/stem_width alone (it takes no stem module), so RedNet's stem
         # takes the place of the conv1 it built, and bn1/act1 (inside RedNet's stem) become identities.
-        stem = rednet_stem(in_chans, 64, stem_kernel_size, norm_layer, act_layer, fused_involution, recompute_stem)
-        self.conv1 = place(stem, kwargs.get("device"), kwargs.get("dtype"))
+        stem_layers = rednet_stem(in_chans, 64, stem_kernel_size, norm_layer, act_layer, fused_involution,
+                                  recompute_stem)  # fmt: skip
+        self.conv1 = place(stem_layers, kwargs.get("device"), kwargs.get("dtype"))
         self.bn1 = nn.Identity()
         self.act1 = nn.Identity()
+        if check_stem(stem) == "cifar":
+            small_input_stem(self)
         self.init_weights(zero_init_last=zero_init_last)
 
     def init_weights(self, zero_init_last: bool = True) -> None:

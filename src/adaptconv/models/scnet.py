@@ -17,6 +17,7 @@ from torch import Tensor
 from ..ops import SelfCalibratedConv2d
 from ._blocks import ResidualBottleneck, check_block_options
 from ._builder import build_model, timm_default_cfgs
+from .stems import check_stem, small_input_stem
 
 __all__ = ["SCBottleneck", "SCNet"]
 
@@ -27,8 +28,8 @@ class SCBottleneck(ResidualBottleneck):
 
     width = planes * base_width / 64 (base_width 32 in SCNet, so each half has planes / 2 channels).
     With ``avd`` and a stride, both 3x3 stages run at stride 1 and a 3x3 average pool (stride 2) follows them.
-    ``pooling_r`` and ``fused_calibration`` are the self-calibrated conv's (``SelfCalibratedConv2d``: ``pooling_r``,
-    ``fused``).
+    ``pooling_r``, ``pooling``, ``upsampling``, ``gate_identity`` and ``fused_calibration`` are the self-calibrated
+    conv's (``SelfCalibratedConv2d``; the last is its ``fused``).
     """
 
     def __init__(
@@ -51,6 +52,9 @@ class SCBottleneck(ResidualBottleneck):
         avd: bool = False,
         pooling_r: int = 4,
         fused_calibration: bool = True,
+        pooling: str = "avg",
+        upsampling: str = "nearest",
+        gate_identity: bool = True,
         device=None,
         dtype=None,
     ) -> None:
@@ -70,7 +74,8 @@ class SCBottleneck(ResidualBottleneck):
         )
         self.scconv = SelfCalibratedConv2d(
             half, stride=inner_stride, padding=first_dilation, dilation=first_dilation, pooling_r=pooling_r,
-            norm_layer=norm_layer, fused=fused_calibration,
+            norm_layer=norm_layer, fused=fused_calibration, pooling=pooling, upsampling=upsampling,
+            gate_identity=gate_identity,
         )  # fmt: skip
         self.avd_layer = nn.AvgPool2d(3, stride, padding=1) if self.avd else nn.Identity()
         self.finish(half * 2, planes, downsample, norm_layer, act_layer, drop_block, drop_path, device, dtype)
@@ -87,7 +92,10 @@ class SCNet(ResNet):
     """SCNet: timm's ``ResNet`` with ``SCBottleneck`` blocks (width 32 per 64 planes, no zero-init, as official).
 
     ``fused_calibration=False`` computes every calibration gate with the official code's separate ops instead of
-    the fused op (``SelfCalibratedConv2d(fused=False)``): same function and parameters.
+    the fused op (``SelfCalibratedConv2d(fused=False)``): same function and parameters. ``pooling_r``,
+    ``calibration_pooling``, ``calibration_upsampling`` and ``calibration_gate_identity`` set every block's
+    self-calibrated conv (its ``pooling_r``, ``pooling``, ``upsampling``, ``gate_identity``; defaults: the official
+    code's). ``stem="cifar"``: the small-input stem (``stems.small_input_stem``).
     """
 
     official_key_rules: tuple[tuple[str, str], ...] = ()  # the official names are ours
@@ -98,20 +106,30 @@ class SCNet(ResNet):
         base_width: int = 32,
         zero_init_last: bool = False,
         fused_calibration: bool = True,
+        pooling_r: int = 4,
+        calibration_pooling: str = "avg",
+        calibration_upsampling: str = "nearest",
+        calibration_gate_identity: bool = True,
+        stem: str = "imagenet",
         block_args: dict | None = None,
         **kwargs,
     ) -> None:
-        block_args = dict(block_args or {}, fused_calibration=fused_calibration)
+        block_args = dict(block_args or {}, fused_calibration=fused_calibration, pooling_r=pooling_r,
+                          pooling=calibration_pooling, upsampling=calibration_upsampling,
+                          gate_identity=calibration_gate_identity)  # fmt: skip
         super().__init__(
             block=SCBottleneck, layers=layers, base_width=base_width, zero_init_last=zero_init_last,
             block_args=block_args, **kwargs,
         )  # fmt: skip
+        if check_stem(stem) == "cifar":
+            small_input_stem(self)
 
 
 def _scnet_v1d(**kwargs) -> dict:
     """The v1d recipe (He et al., "Bag of Tricks", 2019): deep stem, average-pool shortcut, avd."""
     kwargs.setdefault("stem_width", 32)
-    return dict(stem_type="deep", avg_down=True, block_args=dict(avd=True), **kwargs)
+    block_args = dict(kwargs.pop("block_args", None) or {}, avd=True)
+    return dict(stem_type="deep", avg_down=True, block_args=block_args, **kwargs)
 
 
 default_cfgs = timm_default_cfgs(["scnet50", "scnet50_v1d", "scnet101", "scnet101_v1d"])

@@ -108,3 +108,27 @@ def test_training_batch_of_one_on_a_map_pooled_to_one_pixel_is_explained(size):
     m(torch.randn(2, 8, size, size))  # a second sample, or evaluation, is fine
     m.eval()(torch.randn(1, 8, size, size))
     m.train()(torch.randn(1, 8, 8, 8))  # pooled to 2x2
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(pooling="max"), dict(upsampling="bilinear"), dict(gate_identity=False),
+     dict(pooling="max", upsampling="bilinear", gate_identity=False, pooling_r=2)],
+)  # fmt: skip
+def test_ablations_compute_their_formula(options):
+    m = SelfCalibratedConv2d(8, **options).double().eval()
+    x = torch.randn(2, 8, 13, 10, dtype=torch.float64)
+    r = options.get("pooling_r", 4)
+    pool = F.max_pool2d if options.get("pooling") == "max" else F.avg_pool2d
+    y = m.k2[2](m.k2[1](pool(x, r, r)))
+    mode = options.get("upsampling", "nearest")
+    up = F.interpolate(y, size=x.shape[-2:], mode=mode, **({"align_corners": False} if mode == "bilinear" else {}))
+    gate = torch.sigmoid(x + up if options.get("gate_identity", True) else up)
+    torch.testing.assert_close(m(x), m.k4(m.k3(x) * gate), rtol=1e-12, atol=1e-12)
+
+
+def test_ablation_choices_are_checked():
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        SelfCalibratedConv2d(8, pooling="median")
+    with pytest.raises(ValueError, match="upsampling must be one of"):
+        SelfCalibratedConv2d(8, upsampling="bicubic")

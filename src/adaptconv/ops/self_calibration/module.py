@@ -21,23 +21,36 @@ torch.fx.wrap("calibrate")
 torch.fx.wrap("calibration_pool")
 
 
+#: the calibration branch's pooling and up-sampling: the official choice first
+POOLINGS = ("avg", "max")
+UPSAMPLINGS = ("nearest", "bilinear")
+
+
+def _check_choice(value: str, choices: tuple[str, ...], name: str) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
 class CalibrationPool(nn.Module):
     """r x r average pooling with stride r (floor), as in the paper's down-sampling of the calibration branch.
 
     On a map smaller than r along an axis, the window shrinks to the whole axis (a global average there) instead
     of producing an empty output: the official code crashes on such maps (e.g. stage 4 of a 96 px input), and on
-    every map of r or more pixels this is exactly ``AvgPool2d(r, r)``.
+    every map of r or more pixels this is exactly ``AvgPool2d(r, r)``. ``mode="max"`` takes the maximum instead (an
+    ablation, not the paper's).
     """
 
-    def __init__(self, r: int = 4) -> None:
+    def __init__(self, r: int = 4, mode: str = "avg") -> None:
         super().__init__()
         self.r = check_positive_int(r, "pooling_r")
+        self.mode = _check_choice(mode, POOLINGS, "pooling")
 
     def forward(self, x: Tensor) -> Tensor:
-        return calibration_pool(x, self.r)
+        return calibration_pool(x, self.r, self.mode)
 
     def extra_repr(self) -> str:
-        return f"r={self.r}"
+        return f"r={self.r}" + ("" if self.mode == "avg" else f", mode={self.mode!r}")
 
 
 def check_calibration_batch(x: Tensor, r: int, batch_statistics: bool) -> None:
@@ -94,6 +107,11 @@ class SelfCalibratedConv2d(nn.Module):
             ops elsewhere). ``False``: the official ops, each its own pass over memory. Under ``torch.compile`` the
             official ops always run: inductor fuses them with their neighbours itself, and was as fast as the
             kernels with CUDA graphs (docs/scnet_speed.md). Same parameters either way.
+        pooling, upsampling, gate_identity: ablations of the calibration branch (defaults: the official code's):
+            ``pooling="max"`` pools K2's input by its maximum instead of its average; ``upsampling="bilinear"``
+            up-samples K2's output bilinearly (the paper's wording) instead of to the nearest pixel (the official
+            code's); ``gate_identity=False`` drops x from the gate: ``sigmoid(Up(K2(AvgPool_r(x))))``. The fused op
+            computes the official gate only: other settings run PyTorch's ops. Same parameters either way.
 
     Shape: (N, C_in, H, W) -> (N, C_out, H_out, W_out), H_out as for a 3x3 conv with this stride and padding.
     """
@@ -109,6 +127,9 @@ class SelfCalibratedConv2d(nn.Module):
         pooling_r: int = 4,
         norm_layer: LayerType = nn.BatchNorm2d,
         fused: bool = True,
+        pooling: str = "avg",
+        upsampling: str = "nearest",
+        gate_identity: bool = True,
     ) -> None:
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
@@ -127,8 +148,10 @@ class SelfCalibratedConv2d(nn.Module):
             )
         self.in_channels = in_channels
         self.out_channels = out_channels
+        self.upsampling = _check_choice(upsampling, UPSAMPLINGS, "upsampling")
+        self.gate_identity = gate_identity
         self.k2 = nn.Sequential(
-            CalibrationPool(pooling_r),
+            CalibrationPool(pooling_r, pooling),
             *_conv3x3_bn(in_channels, in_channels, 1, padding, dilation, groups, norm_layer),
         )
         self.k3 = nn.Sequential(*_conv3x3_bn(in_channels, in_channels, 1, padding, dilation, groups, norm_layer))
@@ -137,23 +160,36 @@ class SelfCalibratedConv2d(nn.Module):
         # by (``adaptconv visualize`` draws it), without recomputing it. The state_dict is unchanged.
         self.calibration_gate = nn.Identity()
         self.fused = fused
+        # whether the gate is the fused op's formula (the official one): only then can the op compute it
+        self.official_gate = upsampling == "nearest" and gate_identity
         # In training, batch norm needs more than one value per channel: see check_calibration_batch.
         self.batch_norm = isinstance(self.k2[-1], nn.modules.batchnorm._BatchNorm)
 
     def gate(self, x: Tensor) -> Tensor:
         """The calibration gate ``sigmoid(x + Up(K2(AvgPool_r(x))))``, (N, C_in, H, W)."""
-        return self.calibration_gate(torch.sigmoid(x + F.interpolate(self.k2(x), size=x.shape[-2:], mode="nearest")))
+        size = [x.shape[-2], x.shape[-1]]
+        if self.upsampling == "bilinear":
+            up = F.interpolate(self.k2(x), size=size, mode="bilinear", align_corners=False)
+        else:
+            up = F.interpolate(self.k2(x), size=size, mode="nearest")
+        return self.calibration_gate(torch.sigmoid(x + up if self.gate_identity else up))
 
     def forward(self, x: Tensor) -> Tensor:
+        use_op = self.fused and self.official_gate
         if not torch.jit.is_scripting():
             check_feature_map(x, "x", self.in_channels)
             check_calibration_batch(x, self.k2[0].r, self.training and self.batch_norm)
             # A hook on the gate needs the gate as a tensor: the unfused ops make it.
             gate_hooked = self.calibration_gate._forward_hooks or self.calibration_gate._forward_pre_hooks
-            if not self.fused or gate_hooked or torch.compiler.is_compiling():
-                return self.k4(self.k3(x) * self.gate(x))
-        # TorchScript: the custom op whatever ``fused`` says (the same function)
-        return self.k4(calibrate(x, self.k3(x), self.k2(x)))
+            use_op = use_op and not gate_hooked and not torch.compiler.is_compiling()
+        if use_op:
+            return self.k4(calibrate(x, self.k3(x), self.k2(x)))
+        return self.k4(self.k3(x) * self.gate(x))
 
     def extra_repr(self) -> str:
-        return "" if self.fused else "fused=False"
+        options = [] if self.fused else ["fused=False"]
+        if self.upsampling != "nearest":
+            options.append(f"upsampling={self.upsampling!r}")
+        if not self.gate_identity:
+            options.append("gate_identity=False")
+        return ", ".join(options)

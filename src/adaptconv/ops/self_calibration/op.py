@@ -108,14 +108,17 @@ def calibrate(x: Tensor, k3: Tensor, y: Tensor) -> Tensor:
     return torch.ops.adaptconv.calibrate(x, k3, y)
 
 
-def calibration_pool(x: Tensor, r: int) -> Tensor:
-    """r x r average pooling with stride r, the window shrunk to the whole axis on maps smaller than r
-    (the custom op ``adaptconv::calibration_pool``: one Triton kernel each way on CUDA channels_last tensors)."""
+def calibration_pool(x: Tensor, r: int, mode: str = "avg") -> Tensor:
+    """r x r pooling with stride r, the window shrunk to the whole axis on maps smaller than r: the average (the
+    paper's; the custom op ``adaptconv::calibration_pool``, one Triton kernel each way on CUDA channels_last
+    tensors) or, with ``mode="max"``, the maximum (an ablation; PyTorch's ``max_pool2d``)."""
     h, w = x.shape[-2], x.shape[-1]
     # Branches, not min(): under torch.export they become guards (the traced graph holds for maps of r or more
     # pixels, where the window is r), instead of a symbolic window size that ONNX's fixed-size pooling cannot take.
     kh = r if h >= r else h
     kw = r if w >= r else w
+    if mode == "max":
+        return F.max_pool2d(x, (kh, kw), (kh, kw))
     if not torch.jit.is_scripting():
         if not x.is_floating_point():
             raise TypeError(f"calibration_pool averages floating-point maps, got {x.dtype}; convert it with x.float()")
