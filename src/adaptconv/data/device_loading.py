@@ -1,0 +1,187 @@
+"""A data set held on the training device: decoded once, kept as uint8, augmented there in whole batches.
+
+For data that fits in memory (the ``.npz`` sets: CIFAR-10 is 150 MB of uint8 pixels), a loader of worker processes
+that decode, augment and copy every image every epoch sets the pace of a fast GPU. :class:`DeviceLoader` instead
+decodes the split once, keeps it on the device, and builds each batch there with a few batched tensor ops: gather,
+random translation (zero padding, as a padded random crop), horizontal flip, cutout, resizing, normalisation.
+
+Randomness is per sample and seeded exactly as the worker loader's (``loading.sample_seed(seed, epoch, index)``),
+from a counter-based hash evaluated on the device: a sample's augmentation depends on the run's seed, the epoch and
+the sample alone, so a resumed run, any batch size split and any number of ranks see the same augmented images.
+The order is :class:`~adaptconv.data.loading.EpochSampler`'s (torch's ``DistributedSampler``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from .datasets import ArrayDataset
+from .loading import EpochSampler, ShardSampler
+
+__all__ = ["DeviceAugment", "DeviceLoader", "hash_uniform", "materialize"]
+
+
+def _int64(value: int) -> int:
+    """``value`` mod 2**64 as a signed 64-bit integer (torch has no unsigned 64-bit arithmetic on every device)."""
+    return (value + (1 << 63)) % (1 << 64) - (1 << 63)
+
+
+# splitmix64's constants
+_GOLDEN = 0x9E3779B97F4A7C15
+_MIX1 = _int64(0xBF58476D1CE4E5B9)
+_MIX2 = _int64(0x94D049BB133111EB)
+
+
+def _shift_right(z: Tensor, bits: int) -> Tensor:
+    """Logical right shift of int64 values (torch's ``>>`` is arithmetic: it copies the sign bit)."""
+    return (z >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def hash_uniform(seeds: Tensor, stream: int) -> Tensor:
+    """One float64 in [0, 1) per int64 seed for each ``stream`` number: splitmix64 of ``seed + (stream + 1) *
+    golden``, the same on every device (int64 products wrap around, as splitmix64's unsigned ones do)."""
+    z = seeds + _int64((stream + 1) * _GOLDEN)
+    z = (z ^ _shift_right(z, 30)) * _MIX1
+    z = (z ^ _shift_right(z, 27)) * _MIX2
+    z = z ^ _shift_right(z, 31)
+    return _shift_right(z, 11).double() / float(1 << 53)
+
+
+def _randint(seeds: Tensor, stream: int, low: int, high: int) -> Tensor:
+    """One integer in [low, high] per seed."""
+    return (hash_uniform(seeds, stream) * (high - low + 1)).long().clamp_(max=high - low) + low
+
+
+@dataclass(frozen=True)
+class DeviceAugment:
+    """The augmentations of a training batch, in this order: ``size`` (resize to size x size, bilinear, for
+    up-sampled training), ``translate`` (shift by up to this many pixels each way, zero-filled: a padded random
+    crop), ``flip`` (horizontal, half the samples), ``cutout`` (zero a square of this side, in normalised units,
+    centred anywhere on the image, clipped at its borders; 0: none)."""
+
+    size: int | None = None
+    translate: int = 0
+    flip: bool = True
+    cutout: int = 0
+
+
+def materialize(dataset: Dataset) -> tuple[Tensor, Tensor]:
+    """All images of ``dataset`` as one uint8 (N, C, H, W) tensor and their labels (N,), decoded once. Every image
+    must have the shape of the first (the in-memory sets do)."""
+    if isinstance(dataset, ArrayDataset):
+        return dataset.images, dataset.labels
+    first, _ = dataset[0]
+    images = torch.empty((len(dataset), *first.shape), dtype=torch.uint8)
+    labels = torch.empty(len(dataset), dtype=torch.long)
+    for i in range(len(dataset)):
+        image, label = dataset[i]
+        if image.shape != first.shape:
+            raise ValueError(f"image {i} has shape {tuple(image.shape)}, the first {tuple(first.shape)}: a device "
+                             "loader needs images of one size")  # fmt: skip
+        images[i], labels[i] = image, label
+    return images, labels
+
+
+def _translate_flip(images: Tensor, dy: Tensor, dx: Tensor, flip: Tensor, pad: int) -> Tensor:
+    """Each image shifted by (dy, dx) pixels, |dy|, |dx| <= ``pad`` (zero where it leaves the frame), then mirrored
+    where ``flip``."""
+    n, _, h, w = images.shape
+    padded = F.pad(images, (pad,) * 4)
+    rows = torch.arange(h, device=images.device) + pad - dy[:, None]  # (N, H)
+    cols = torch.arange(w, device=images.device) + pad - dx[:, None]  # (N, W)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    batch = torch.arange(n, device=images.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+def _cutout(images: Tensor, cy: Tensor, cx: Tensor, side: int) -> Tensor:
+    """Zero the side x side square centred at (cy, cx) of each image (clipped at the borders)."""
+    h, w = images.shape[-2:]
+    ys = torch.arange(h, device=images.device)[None, :] - cy[:, None]  # (N, H)
+    xs = torch.arange(w, device=images.device)[None, :] - cx[:, None]
+    low, high = -(side // 2), side - side // 2
+    inside = ((ys >= low) & (ys < high))[:, :, None] & ((xs >= low) & (xs < high))[:, None, :]
+    return images.masked_fill(inside[:, None], 0.0)
+
+
+class DeviceLoader:
+    """Batches of a data set kept on ``device``: ``(images, labels, 0)`` like the worker loader's (the 0: no image
+    was skipped), images float32 normalised by ``mean``/``std``, in channels_last when asked.
+
+    Training (``augment`` given): :class:`EpochSampler`'s order and per-sample seeds (``set_epoch``,
+    ``set_start``), full batches only. Evaluation (``augment=None``): every sample of this rank once, in order.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        device: torch.device | str,
+        batch_size: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        augment: DeviceAugment | None = None,
+        size: int | None = None,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+        channels_last: bool = False,
+    ) -> None:
+        images, labels = materialize(dataset)
+        self.device = torch.device(device)
+        self.images = images.to(self.device)
+        self.labels = labels.to(self.device)
+        self.batch_size, self.augment, self.channels_last = batch_size, augment, channels_last
+        self.size = augment.size if augment is not None and augment.size else size
+        self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
+        self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
+        self.seed = seed
+        self.sampler = (EpochSampler(range(len(labels)), num_replicas, rank, seed) if augment is not None
+                        else ShardSampler(len(labels), num_replicas, rank))  # fmt: skip
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def set_start(self, start: int) -> None:
+        self.sampler.set_start(start)
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.sampler), self.batch_size)
+        return full if self.augment is not None or not rest else full + 1
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor, int]]:
+        if self.augment is None:
+            order = torch.tensor(list(self.sampler), dtype=torch.long)
+            seeds = None
+        else:
+            pairs = list(self.sampler)
+            order = torch.tensor([i for i, _ in pairs], dtype=torch.long)
+            seeds = torch.tensor([s for _, s in pairs], dtype=torch.long)
+        order = order.to(self.device, non_blocking=True)
+        seeds = None if seeds is None else seeds.to(self.device, non_blocking=True)
+        for b in range(len(self)):
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            batch_seeds = None if seeds is None else seeds[b * self.batch_size : (b + 1) * self.batch_size]
+            yield self.batch(idx, batch_seeds), self.labels[idx], 0
+
+    def batch(self, indices: Tensor, seeds: Tensor | None = None) -> Tensor:
+        """The images at ``indices``, augmented under ``seeds`` (one per image; None: not augmented), normalised."""
+        x = self.images[indices].float()
+        if self.size is not None and x.shape[-1] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
+        aug = self.augment
+        if seeds is not None and aug is not None and (aug.translate or aug.flip):
+            t = aug.translate
+            dy, dx = _randint(seeds, 0, -t, t), _randint(seeds, 1, -t, t)
+            flip = (hash_uniform(seeds, 2) < 0.5) & aug.flip
+            x = _translate_flip(x, dy, dx, flip, t)
+        x = (x - self.mean) / self.std
+        if seeds is not None and aug is not None and aug.cutout:
+            h, w = x.shape[-2:]
+            x = _cutout(x, _randint(seeds, 3, 0, h - 1), _randint(seeds, 4, 0, w - 1), aug.cutout)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
