@@ -28,17 +28,23 @@ from .reference import (
 __all__ = ["involution_aggregate", "involution_fused", "involution_output_size"]
 
 
+def check_window(kernel_size: int, stride: int, padding: int, dilation: int) -> None:
+    """Raise a ValueError naming the argument unless the window is an odd kernel size, a stride and a dilation of at
+    least 1 and a padding of at least 0."""
+    check_kernel_size(kernel_size)
+    check_positive_int(stride, "stride")
+    check_positive_int(dilation, "dilation")
+    check_positive_int(padding, "padding", minimum=0)
+
+
 def involution_output_size(
     height: int, width: int, kernel_size: int, stride: int = 1, padding: int | None = None, dilation: int = 1
 ) -> tuple[int, int]:
     """(H_out, W_out) of the aggregation; ``padding=None`` means 'same' padding, ``dilation * (K - 1) // 2``.
     Raises a ValueError for an even or non-positive kernel size, a stride or dilation below 1, a negative padding."""
-    check_kernel_size(kernel_size)
-    check_positive_int(stride, "stride")
-    check_positive_int(dilation, "dilation")
     if padding is None:
         padding = dilation * (kernel_size - 1) // 2
-    check_positive_int(padding, "padding", minimum=0)
+    check_window(kernel_size, stride, padding, dilation)
     return (
         output_size(height, kernel_size, stride, padding, dilation),
         output_size(width, kernel_size, stride, padding, dilation),
@@ -171,10 +177,7 @@ def _checked_aggregation(
 ) -> tuple[Tensor, Tensor]:
     """``involution_aggregate``'s arguments checked (a clear error for each mistake), the weight flattened to 4-D,
     both in their promoted dtype."""
-    check_kernel_size(kernel_size)
-    check_positive_int(stride, "stride")
-    check_positive_int(dilation, "dilation")
-    check_positive_int(padding, "padding", minimum=0)
+    check_window(kernel_size, stride, padding, dilation)
     check_feature_map(x, "x")
     k2 = kernel_size * kernel_size
     if isinstance(weight, Tensor) and weight.dim() == 6:
@@ -258,10 +261,7 @@ def _checked_fusion(
     dilation: int,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``involution_fused``'s arguments checked, the span weight flattened to 2-D, all in the promoted dtype."""
-    check_kernel_size(kernel_size)
-    check_positive_int(stride, "stride")
-    check_positive_int(dilation, "dilation")
-    check_positive_int(padding, "padding", minimum=0)
+    check_window(kernel_size, stride, padding, dilation)
     check_feature_map(x, "x")
     check_feature_map(reduced, "reduced")
     if span_weight.dim() == 4:
