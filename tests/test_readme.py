@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,51 @@ def test_model_table_matches_measurement(row):
     name, params_m, gmacs = row
     info = model_info(name, (224, 224))
     assert f"{info['params'] / 1e6:.2f}" == params_m and f"{info['macs'] / 1e9:.3f}" == gmacs
+
+
+def _python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)\n```", README, re.S)
+
+
+@pytest.fixture
+def weights_at_hand(tmp_path, monkeypatch):
+    """What the README's examples load, without a network: ``rednet50.pth`` in the working folder (random weights in
+    our key names) and, for ``pretrained=True``, official-format files that the download step returns."""
+    import torch
+
+    import adaptconv.models.checkpoint as checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    torch.save(adaptconv.create_model("rednet50").state_dict(), "rednet50.pth")
+
+    def download(url, file_name, sha256_prefix, cache_dir):  # the official file of the model the URL names
+        name = next(n for n in adaptconv.list_models() if adaptconv.get_pretrained_config(n).url == url)
+        path = tmp_path / f"{name}-official.pth"
+        torch.save(adaptconv.official_state_dict(adaptconv.create_model(name)), path)
+        return str(path)
+
+    monkeypatch.setattr(checkpoint, "_download", download)
+
+
+@pytest.mark.parametrize("block", range(len(_python_blocks())), ids=lambda i: f"python-block-{i}")
+def test_python_examples_run(block, weights_at_hand):
+    exec(compile(_python_blocks()[block], f"README.md python block {block}", "exec"), {})
+
+
+COMMANDS = re.search(r"^Command line: (.*?)\n\n", README, re.S | re.M).group(1)
+
+
+@pytest.mark.parametrize("command", sorted(set(re.findall(r"`adaptconv (\w+)", COMMANDS))))
+def test_every_command_of_the_readme_answers(command):
+    result = subprocess.run([sys.executable, "-m", "adaptconv.cli.main", command, "--help"], capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0 and f"usage: adaptconv {command}" in result.stdout, result.stderr
+
+
+def test_list_and_info_run_as_the_readme_shows():
+    out = subprocess.run([sys.executable, "-m", "adaptconv.cli.main", "list"], capture_output=True, text=True,
+                         timeout=120, check=True).stdout  # fmt: skip
+    assert all(name in out for name in adaptconv.list_models())
+    out = subprocess.run([sys.executable, "-m", "adaptconv.cli.main", "info", "rednet26", "--input-size", "64", "64"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout  # fmt: skip
+    assert "rednet26" in out and "MACs@64x64" in out
