@@ -3,8 +3,8 @@
 whole involution layers costing nothing, then with each involution only copying its input to its output, and
 last with that copy also replacing the norms and activations on each side of it.
 
-    python benchmarks/free_aggregation.py [--models rednet50] [--modes eager reduce-overhead] [--tasks train inference]
-                                          [--levels aggregation generation involution copy copy_norms]
+    python -m benchmarks.free_aggregation [--models rednet50] [--mode eager reduce-overhead] [--task train inference]
+                                          [--levels aggregation generation involution copy copy_norms] [--name SUFFIX]
 
 Measures the baseline ResNet and the model as ``adaptconv benchmark`` does (bf16 autocast, channels_last, batch
 128 train / 256 inference), then the model again with stand-ins (the first three only write zero-filled outputs):
@@ -30,19 +30,33 @@ Measures the baseline ResNet and the model as ``adaptconv benchmark`` does (bf16
   the copy; in the stem likewise between its two convs): the bound of one kernel a layer that also applies those
   point-wise ops as it loads and stores, at copy speed.
 
-The switches stay on for the rest of the process, so the levels run in this order. Writes
-benchmarks/results/free_aggregation<name>-cuda.json and a table.
+The switches stay on for the rest of the process, so the levels run in this order. What each replaces, through
+public names of the package:
+
+- ``aggregation``: the CUDA kernels of the ops ``adaptconv::involution_aggregate`` and
+  ``adaptconv::involution_aggregate_backward`` (``torch.library.register_kernel``);
+- ``generation``: the function ``Involution2d`` calls on its fused path, the module attribute
+  ``adaptconv.ops.involution.module.involution_fused``;
+- ``involution`` and ``copy``: the method ``adaptconv.ops.Involution2d.forward``;
+- ``copy_norms``: also the methods ``adaptconv.models.InvolutionBottleneck.branch`` and
+  ``adaptconv.models.rednet.RedNetStem.forward``.
+
+Writes benchmarks/results/free_aggregation[-<name>]-cuda.json and a table.
 """
 
 from __future__ import annotations
 
-import torch
-from _common import bound_main
+import argparse
 
-from adaptconv.models.rednet import InvolutionBottleneck, RedNetStem
+import torch
+
+from adaptconv.models import InvolutionBottleneck
+from adaptconv.models.rednet import RedNetStem
 from adaptconv.ops import Involution2d, involution_output_size
 from adaptconv.ops.common import empty_like_layout
 from adaptconv.ops.involution import module as involution
+
+from . import bound
 
 
 def _zeros(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
@@ -50,22 +64,25 @@ def _zeros(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
     return empty_like_layout(shape, like, like.dtype).zero_()
 
 
-def _free_forward(x, weight, kernel_size, stride, padding, dilation):
+def free_aggregate(x, weight, kernel_size, stride, padding, dilation):
+    """The aggregation's stand-in: zeros of its output's shape, in ``x``'s layout."""
     h, w = involution_output_size(x.shape[2], x.shape[3], kernel_size, stride, padding, dilation)
     return _zeros((x.shape[0], x.shape[1], h, w), x)
 
 
-def _free_backward(grad_out, x, weight, kernel_size, stride, padding, dilation):
+def free_aggregate_backward(grad_out, x, weight, kernel_size, stride, padding, dilation):
+    """The aggregation backward's stand-in: zero gradients of x and the kernels, in their layouts."""
     return _zeros(tuple(x.shape), x), _zeros(tuple(weight.shape), weight)
 
 
 @torch.library.custom_op("adaptconv_bench::free_generation", mutates_args=())
-def _free_generation(x: torch.Tensor, reduced: torch.Tensor, span_weight: torch.Tensor, span_bias: torch.Tensor,
-                     kernel_size: int, stride: int, padding: int, dilation: int) -> torch.Tensor:  # fmt: skip
-    return _free_forward(x, None, kernel_size, stride, padding, dilation)
+def free_generation(x: torch.Tensor, reduced: torch.Tensor, span_weight: torch.Tensor, span_bias: torch.Tensor,
+                    kernel_size: int, stride: int, padding: int, dilation: int) -> torch.Tensor:  # fmt: skip
+    """The fused layer's stand-in (``involution_fused``'s arguments): zeros forward, zero gradients backward."""
+    return free_aggregate(x, None, kernel_size, stride, padding, dilation)
 
 
-@_free_generation.register_fake
+@free_generation.register_fake
 def _(x, reduced, span_weight, span_bias, kernel_size, stride, padding, dilation):
     n, c = x.shape[:2]
     return empty_like_layout((n, c, reduced.shape[2], reduced.shape[3]), x, x.dtype)
@@ -79,17 +96,18 @@ def _save_tensors(ctx, inputs, output) -> None:
     ctx.save_for_backward(*(t for t in inputs if isinstance(t, torch.Tensor)))
 
 
-_free_generation.register_autograd(_free_generation_backward, setup_context=_save_tensors)
+free_generation.register_autograd(_free_generation_backward, setup_context=_save_tensors)
 
 
 def use_free_generation() -> None:
-    """From now on ``Involution2d(fused=True)`` runs :func:`_free_generation` (for the rest of the process)."""
-    involution.involution_fused = _free_generation
+    """From now on ``Involution2d(fused=True)`` runs :func:`free_generation` (for the rest of the process)."""
+    involution.involution_fused = free_generation
 
 
 @torch.library.custom_op("adaptconv_bench::free_involution", mutates_args=())
-def _free_involution(x: torch.Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> torch.Tensor:
-    return _free_forward(x, None, kernel_size, stride, padding, dilation)
+def free_involution(x: torch.Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> torch.Tensor:
+    """A whole involution layer's stand-in: zeros of its output's shape forward, a zero gradient of x backward."""
+    return free_aggregate(x, None, kernel_size, stride, padding, dilation)
 
 
 def _involution_output_fake(x, kernel_size, stride, padding, dilation):
@@ -103,24 +121,26 @@ def _free_involution_backward(ctx, grad_out: torch.Tensor):
     return _zeros(tuple(x.shape), x), None, None, None, None
 
 
-_free_involution.register_fake(_involution_output_fake)
-_free_involution.register_autograd(_free_involution_backward, setup_context=_save_tensors)
+free_involution.register_fake(_involution_output_fake)
+free_involution.register_autograd(_free_involution_backward, setup_context=_save_tensors)
 
 
 def use_free_involution() -> None:
-    """From now on every ``Involution2d`` runs :func:`_free_involution` (for the rest of the process)."""
-    Involution2d.forward = lambda self, x: _free_involution(x, self.kernel_size, self.stride, self.padding,
-                                                            self.dilation)  # fmt: skip
+    """From now on every ``Involution2d`` runs :func:`free_involution` (for the rest of the process)."""
+    Involution2d.forward = lambda self, x: free_involution(x, self.kernel_size, self.stride, self.padding,
+                                                           self.dilation)  # fmt: skip
 
 
 @torch.library.custom_op("adaptconv_bench::copy_involution", mutates_args=())
-def _copy_involution(x: torch.Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> torch.Tensor:
+def copy_involution(x: torch.Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> torch.Tensor:
+    """A layer's least memory traffic: its input's output-sized sub-grid copied forward, the gradient scattered back
+    into an input-shaped tensor backward."""
     h, w = involution_output_size(x.shape[2], x.shape[3], kernel_size, stride, padding, dilation)
     sub = x[:, :, ::stride, ::stride][:, :, :h, :w]
     return empty_like_layout((x.shape[0], x.shape[1], h, w), x, x.dtype).copy_(sub)
 
 
-_copy_involution.register_fake(_involution_output_fake)
+copy_involution.register_fake(_involution_output_fake)
 
 
 def _copy_involution_backward(ctx, grad_out: torch.Tensor):
@@ -136,16 +156,16 @@ def _save_input_and_stride(ctx, inputs, output) -> None:
     ctx.stride = inputs[2]
 
 
-_copy_involution.register_autograd(_copy_involution_backward, setup_context=_save_input_and_stride)
+copy_involution.register_autograd(_copy_involution_backward, setup_context=_save_input_and_stride)
 
 
 def _copy_of(layer: Involution2d, x: torch.Tensor) -> torch.Tensor:
-    """``layer``'s stand-in: :func:`_copy_involution` with its geometry."""
-    return _copy_involution(x, layer.kernel_size, layer.stride, layer.padding, layer.dilation)
+    """``layer``'s stand-in: :func:`copy_involution` with its geometry."""
+    return copy_involution(x, layer.kernel_size, layer.stride, layer.padding, layer.dilation)
 
 
 def use_copy_involution() -> None:
-    """From now on every ``Involution2d`` runs :func:`_copy_involution` (for the rest of the process)."""
+    """From now on every ``Involution2d`` runs :func:`copy_involution` (for the rest of the process)."""
     Involution2d.forward = _copy_of
 
 
@@ -158,8 +178,8 @@ def use_copy_with_norms() -> None:
 
 def use_free_aggregation() -> None:
     """From now on the aggregation op and its backward write zeros on CUDA (for the rest of the process)."""
-    torch.library.register_kernel("adaptconv::involution_aggregate", "cuda", _free_forward)
-    torch.library.register_kernel("adaptconv::involution_aggregate_backward", "cuda", _free_backward)
+    torch.library.register_kernel("adaptconv::involution_aggregate", "cuda", free_aggregate)
+    torch.library.register_kernel("adaptconv::involution_aggregate_backward", "cuda", free_aggregate_backward)
 
 
 #: what is made free -> (the switch, the model variant it applies to), in the order they run (the switches stay on)
@@ -168,8 +188,12 @@ LEVELS = {"aggregation": (use_free_aggregation, ""), "generation": (use_free_gen
           "copy_norms": (use_copy_with_norms, "")}  # fmt: skip
 
 
-def main() -> None:
-    bound_main(__doc__, "free_aggregation", ["rednet50"], ["eager"], LEVELS)
+def parser() -> argparse.ArgumentParser:
+    return bound.parser("free_aggregation", __doc__, ["rednet50"], ["eager"], LEVELS)
+
+
+def main(argv: list[str] | None = None) -> None:
+    bound.main(parser().parse_args(argv), LEVELS)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """The most that faster self-calibration kernels can give SCNet: the model, in the same run as its ResNet, then with
 the self-calibration costing nothing, then with each self-calibrated conv reduced to one 3x3 conv.
 
-    python benchmarks/free_calibration.py [--models scnet50] [--modes reduce-overhead] [--tasks train inference]
-    python benchmarks/free_calibration.py --modes eager --tasks inference        # a CPU: latency at batch 1
+    python -m benchmarks.free_calibration [--models scnet50] [--mode reduce-overhead] [--task train inference]
+    python -m benchmarks.free_calibration --mode eager --task inference        # a CPU: latency at batch 1
 
 Measures the baseline ResNet and the model as ``adaptconv benchmark`` does (on a GPU bf16 autocast, channels_last,
 batch 128 train / 256 inference; on a CPU fp32 at batch 8 / 1), then the model again with every
@@ -14,18 +14,21 @@ batch 128 train / 256 inference; on a CPU fp32 at batch 8 / 1), then the model a
   conv each (K1 and K4), joined by the concatenation: the speed of SCNet's layout of layers without any of the
   self-calibration's work.
 
-Both change the function (they are bounds, not models). The switches stay on for the rest of the process, so the
-levels run in this order. Writes benchmarks/results/free_calibration<name>-<device>.json and a table.
+Both change the function (they are bounds, not models). Each level replaces the method
+``adaptconv.ops.SelfCalibratedConv2d.forward``; the switches stay on for the rest of the process, so the levels run
+in this order. Writes benchmarks/results/free_calibration[-<name>]-<device>.json and a table.
 """
 
 from __future__ import annotations
 
-from _common import bound_main
+import argparse
 
 from adaptconv.ops import SelfCalibratedConv2d
 
+from . import bound
+
 #: the forward every ``SelfCalibratedConv2d`` runs at each level
-LEVELS = {
+FORWARDS = {
     "calibration": lambda self, x: self.k4(self.k3(x)),
     "scconv": lambda self, x: self.k4(x),
 }
@@ -33,14 +36,20 @@ LEVELS = {
 
 def _switch(level: str):
     def use() -> None:
-        SelfCalibratedConv2d.forward = LEVELS[level]
+        SelfCalibratedConv2d.forward = FORWARDS[level]
 
     return use
 
 
-def main() -> None:
-    bound_main(__doc__, "free_calibration", ["scnet50"], ["reduce-overhead"],
-               {level: (_switch(level), "") for level in LEVELS}, cpu=True)  # fmt: skip
+LEVELS: dict[str, bound.Level] = {level: (_switch(level), "") for level in FORWARDS}
+
+
+def parser() -> argparse.ArgumentParser:
+    return bound.parser("free_calibration", __doc__, ["scnet50"], ["reduce-overhead"], LEVELS)
+
+
+def main(argv: list[str] | None = None) -> None:
+    bound.main(parser().parse_args(argv), LEVELS, cpu=True)
 
 
 if __name__ == "__main__":

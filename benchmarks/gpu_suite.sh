@@ -31,6 +31,7 @@ shift || true
 parts=${*:-tests models modes fused latency op profile bound scnet}
 export TRITON_CACHE_AUTOTUNING=1 PYTHONUNBUFFERED=1
 bench() { python -m adaptconv.cli.main benchmark "$@" --output "$out" --plot; }
+script() { local name=$1; shift; python -m "benchmarks.$name" "$@" --output "$out"; }  # a script of benchmarks/
 status=0
 for part in $parts; do
   case $part in
@@ -42,18 +43,18 @@ for part in $parts; do
            bench rednet50 --mode reduce-overhead --name rednet50-reduce-overhead || status=1 ;;
     fused) bench rednet50+fused rednet50+fused+recompute --name rednet50-variants || status=1 ;;
     latency) bench rednet50 scnet50 --task inference --batch-size 1 --name latency || status=1 ;;
-    op) python benchmarks/involution_op.py --out "$out" || status=1
-        python benchmarks/involution_fused.py --out "$out" || status=1 ;;
-    profile) python benchmarks/profile_step.py rednet50 scnet50 resnet50 --out "$out" || status=1
-             python benchmarks/profile_step.py rednet50 resnet50 --mode compile --out "$out" || status=1 ;;
-    bound) python benchmarks/free_aggregation.py --out "$out" || status=1
-           python benchmarks/free_aggregation.py --modes reduce-overhead --tasks inference \
-             --name=-reduce-overhead-inference-all --out "$out" || status=1
+    op) script involution_op || status=1
+        script involution_fused || status=1 ;;
+    profile) script profile_step --models rednet50 scnet50 resnet50 || status=1
+             script profile_step --models rednet50 resnet50 --mode compile || status=1 ;;
+    bound) script free_aggregation || status=1
+           script free_aggregation --mode reduce-overhead --task inference --name reduce-overhead-inference-all \
+             || status=1
            for level in aggregation generation involution copy copy_norms; do
-             python benchmarks/free_aggregation.py --modes reduce-overhead --tasks train --levels $level \
-               --name=-reduce-overhead-train-$level --out "$out" || status=1
+             script free_aggregation --mode reduce-overhead --task train --levels $level \
+               --name reduce-overhead-train-$level || status=1
            done
-           python benchmarks/stride_pool.py --out "$out" || status=1 ;;
+           script stride_pool || status=1 ;;
     scnet) bench scnet50 scnet50+unfused --task inference --batch-size 1 8 --name scnet50-small-batch || status=1
            bench scnet50 --mode compile --name scnet50-compile || status=1
            bench scnet50 scnet50+unfused --mode reduce-overhead --name scnet50-fused-reduce-overhead || status=1
@@ -62,12 +63,11 @@ for part in $parts; do
            bench scnet101 scnet50_v1d --task inference --mode reduce-overhead \
              --name scnet-reduce-overhead-inference || status=1
            bench scnet50_v1d --task train --mode reduce-overhead --name scnet50_v1d-reduce-overhead-train || status=1
-           python benchmarks/profile_roles.py scnet50 scnet50+unfused resnet50 --out "$out" || status=1
-           python benchmarks/scnet_block.py --out "$out" || status=1
-           python benchmarks/stride_pool.py --window 4 --out "$out" || status=1
-           python benchmarks/free_calibration.py --tasks train --name=-reduce-overhead-train --out "$out" || status=1
-           python benchmarks/free_calibration.py --tasks inference --name=-reduce-overhead-inference --out "$out" \
-             || status=1 ;;
+           script profile_roles --models scnet50 scnet50+unfused resnet50 || status=1
+           script scnet_block || status=1
+           script stride_pool --window 4 || status=1
+           script free_calibration --task train --name reduce-overhead-train || status=1
+           script free_calibration --task inference --name reduce-overhead-inference || status=1 ;;
     *) echo "unknown part '$part': choose from tests models modes fused latency op profile bound scnet" >&2
        exit 2 ;;
   esac

@@ -1,29 +1,33 @@
 """CPU: the involution's window path against its tap loop, and the automatic choice between them.
 
-    python benchmarks/involution_cpu.py     # writes benchmarks/results/involution_cpu.json
+    python -m benchmarks.involution_cpu [--repeats 7] [--name SUFFIX]   # writes results/involution_cpu-cpu.json
 
 Two workloads, each with the CPU implementation of the aggregation op forced to one path ("taps", "windows") or
 left to choose ("auto", ``adaptconv.ops.involution.cpu.use_windows``),
 run alternately in one process, median of the repetitions:
 - one SGD training step of the default run's model (RedNet-26 at half width, 28x28 grey, batch 64, as
   ``adaptconv train`` with no arguments);
-- RedNet-50 inference at batch 1, 224x224 (the latency that issue "Speed I" targets on a CPU).
+- RedNet-50 inference at batch 1, 224x224 (the latency on a CPU).
+
+Forcing a path replaces the CPU implementations of the ops ``adaptconv::involution_aggregate`` and
+``adaptconv::involution_aggregate_backward`` (``torch.library.register_kernel``); the package's own functions
+("auto") are registered again after the runs.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
-from _common import RESULTS
 
 import adaptconv
-from adaptconv.benchmark import environment
 from adaptconv.ops.involution import cpu
 from adaptconv.ops.involution.reference import involution_aggregate_backward_reference, involution_aggregate_reference
+
+from . import flags, record
 
 #: the CPU implementation of the aggregation op and of its backward under each setting
 PATHS = {
@@ -78,18 +82,27 @@ def compare(step: Callable[[], None], repeats: int) -> dict[str, float]:
     return {name: round(1000 * statistics.median(t), 1) for name, t in times.items()}
 
 
-def main(repeats: int = 7) -> None:
+#: the workloads: name -> the function that makes its step
+WORKLOADS = {
+    "RedNet-26 width 0.5, 28x28x1, batch 64: one SGD training step": default_run_step,
+    "RedNet-50, 224x224, batch 1: inference": rednet50_latency,
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    return flags.parser("involution_cpu", __doc__, repeats=7)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     torch.manual_seed(0)
-    record = dict(
-        environment=environment("cpu"),
-        ms={
-            "RedNet-26 width 0.5, 28x28x1, batch 64: one SGD training step": compare(default_run_step(), repeats),
-            "RedNet-50, 224x224, batch 1: inference": compare(rednet50_latency(), repeats),
-        },
-    )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "involution_cpu.json").write_text(json.dumps(record, indent=1) + "\n")
-    print(json.dumps(record, indent=1))
+    rows = []
+    for workload, make_step in WORKLOADS.items():
+        ms = compare(make_step(), args.repeats)
+        rows.append(dict(workload=workload, **{f"{path}_ms": t for path, t in ms.items()}))
+    print(record.markdown_table(["workload", *(f"{path} ms" for path in PATHS)],
+                                [[r["workload"], *(r[f"{path}_ms"] for path in PATHS)] for r in rows]))  # fmt: skip
+    print("written to", record.write(args, "cpu", rows))
 
 
 if __name__ == "__main__":

@@ -1,18 +1,21 @@
 """Hardware counters of the aggregation kernels (Nsight Compute), for the questions timings cannot answer.
 
-Runs each case twice (the first compiles), one forward and one backward, at one of RedNet-50's layer shapes, batch
-64, bfloat16, channels_last, with a fixed configuration (no autotuning); run it under ``ncu`` and summarise:
+Runs each case of ``CASES`` (one of RedNet-50's layer shapes and a layout; batch 64, bfloat16) twice (the first
+compiles), one forward and one backward, with a fixed configuration (no autotuning); run it under ``ncu`` (from the
+repository root) and summarise:
 
     ADAPTCONV_AUTOTUNE=0 ncu --clock-control none \\
         --kernel-name regex:"^(forward|backward|weight_grad|input_grad)_kernel$" --section SpeedOfLight \\
         --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \\
         --section ComputeWorkloadAnalysis --section LaunchStats --section SchedulerStats \\
-        -o prof python benchmarks/ncu_kernels.py
+        -o prof python -m benchmarks.ncu_kernels
     ncu -i prof.ncu-rep --page details --csv > details.csv
-    python benchmarks/ncu_kernels.py --summarise details.csv
+    python -m benchmarks.ncu_kernels --summarise details.csv [--name SUFFIX]
 
 The summary (duration, throughputs as % of peak, occupancy, issue rate, cache hit rates, registers per kernel
-launch, in launch order) goes to benchmarks/results/ncu_kernels-cuda.json; ``CASES`` says which launch is which.
+launch, in launch order) goes to benchmarks/results/ncu_kernels[-<name>]-cuda.json; ``CASES`` says which launch is
+which. Summarise on the machine that ran the kernels: the record's device and versions are those of the machine
+that summarises.
 """
 
 from __future__ import annotations
@@ -23,14 +26,13 @@ import sys
 from pathlib import Path
 
 import torch
-from _common import RESULTS, write_results
-from involution_op import layer_case
 
-from adaptconv.ops.involution import cuda
+from . import flags, record
+from .aggregation import layer_case
 
 # (layer, memory format): the channels_last (pixel-block) kernels at the 56x56 and 7x7 maps, the spatial-tile
 # kernels on NCHW input; each kernel's first tuning configuration (ADAPTCONV_AUTOTUNE=0).
-CASES = [("layer1", "channels_last"), ("layer1", "contiguous"), ("layer4", "channels_last")]
+CASES = [("layer1", "channels_last"), ("layer1", "nchw"), ("layer4", "channels_last")]
 #: kernel launches of one case: forward, backward, twice
 LAUNCHES = 4
 METRICS = [
@@ -41,16 +43,18 @@ METRICS = [
 
 
 def run_cases() -> None:
-    for layer, memory_format in CASES:
-        x, w, gy, conf = layer_case(layer, 64, torch.bfloat16, memory_format, "cuda")
+    from adaptconv.ops.involution import cuda  # imports Triton
+
+    for layer, layout in CASES:
+        x, w, gy, conf = layer_case(layer, 64, torch.bfloat16, layout, "cuda")
         for _ in range(2):
             cuda.aggregate_triton(x, w, *conf)
             cuda.aggregate_backward_triton(gy, x, w, *conf)
     torch.cuda.synchronize()
 
 
-def summarise(details: Path, out: Path) -> Path:
-    """One row per kernel launch of ncu's details page (CSV): the metrics above, as numbers."""
+def summarise(details: Path) -> list[dict]:
+    """One row per kernel launch of ncu's details page (CSV): the metrics above, as numbers, and its case."""
     launches: dict[str, dict] = {}
     with details.open(newline="") as f:
         for r in csv.DictReader(f):
@@ -63,16 +67,21 @@ def summarise(details: Path, out: Path) -> Path:
     cases = [case for case in CASES for _ in range(LAUNCHES)]
     for row, case in zip(rows, cases + [None] * (len(rows) - len(cases)), strict=False):
         row["case"] = None if case is None else "/".join(map(str, case))
-    return write_results("ncu_kernels", "cuda", dict(source=details.name, cases=CASES), rows, out)
+    return rows
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parser() -> argparse.ArgumentParser:
+    ap = flags.parser("ncu_kernels", __doc__)
     ap.add_argument("--summarise", type=Path, help="ncu's details page as CSV: write the summary instead")
-    ap.add_argument("--out", type=Path, default=RESULTS)
-    args = ap.parse_args()
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     if args.summarise is not None:
-        print(f"written to {summarise(args.summarise, args.out)}")
+        path = record.write(args, flags.default_device(), summarise(args.summarise), source=args.summarise.name,
+                            cases=CASES)  # fmt: skip
+        print(f"written to {path}")
         return
     if not torch.cuda.is_available():
         sys.exit("needs a CUDA device (and ncu around it)")

@@ -1,24 +1,24 @@
 """Where an eager training step's device time goes, by the role of the module that spent it (forward + backward).
 
-    python benchmarks/profile_roles.py scnet50 resnet50 [--task train] [--batch 128]
+    python -m benchmarks.profile_roles --models scnet50 resnet50 [--task train] [--batch-size 128] [--name SUFFIX]
 
 Each operator's kernels are charged to the innermost module that issued it, and each backward node to the module
-whose forward operator recorded it (``adaptconv.benchmark.profile.module_profile``); the modules are then grouped by
-role: the 1x1 and 3x3 convolutions, the self-calibration's K2 branch and element-wise gate, batch norms, ReLUs, the
+whose forward operator recorded it (``benchmarks.profiling.module_profile``); the modules are then grouped by role:
+the 1x1 and 3x3 convolutions, the self-calibration's K2 branch and element-wise gate, batch norms, ReLUs, the
 concatenation, the residual sum. Same step as ``adaptconv benchmark`` (bf16 autocast, channels_last on a GPU; fp32
-NCHW on a CPU). Writes benchmarks/results/profile_roles-<device>.json.
+NCHW on a CPU). Writes benchmarks/results/profile_roles[-<name>]-<device>.json.
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 
 import torch
-from _common import markdown_table, profile_command, write_results
 
-from adaptconv.benchmark import environment
 from adaptconv.benchmark.harness import create
-from adaptconv.benchmark.profile import module_profile
+
+from . import profiling, record
 
 STEM = {"conv1", "bn1", "act1", "maxpool"}
 
@@ -49,13 +49,19 @@ def role(path: str | None, cls: str | None, op: str, kernel: dict[str, tuple]) -
     return "residual sum" if "Bottleneck" in (cls or "") else f"other ({cls})"
 
 
-def main() -> None:
-    args, settings = profile_command(__doc__, steps=3)
+def parser() -> argparse.ArgumentParser:
+    return profiling.parser("profile_roles", __doc__, ["scnet50", "resnet50"], steps=3)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    settings = profiling.settings(args)
     gpu = args.device == "cuda"
     results = []
-    for model, s in zip(args.models, settings, strict=True):
+    for s in settings:
+        model = s.model
         kernel = {n: m.kernel_size for n, m in create(model).named_modules() if isinstance(m, torch.nn.Conv2d)}
-        prof = module_profile(s, args.device, steps=args.steps)
+        prof = profiling.module_profile(s, args.device, steps=args.steps)
         roles: dict[str, dict] = collections.defaultdict(lambda: dict(forward=0.0, backward=0.0, launches=0.0))
         for r in prof["rows"]:
             agg = roles[role(r["module"], r["cls"], r["op"], kernel)]
@@ -65,14 +71,11 @@ def main() -> None:
         results.append(dict(model=model, total_ms=prof["total_ms"], roles=table, modules=prof["rows"]))
         print(f"\n## {model}: {s.task}, batch {s.batch}, {s.dtype}, {s.layout}: {prof['total_ms']:.2f} ms of "
               f"{'kernels' if gpu else 'operators'} a step")  # fmt: skip
-        print(markdown_table(["role", "forward ms", "backward ms", "share", "launches"],
-                             [[r["role"], f"{r['forward']:.2f}", f"{r['backward']:.2f}",
-                               f"{100 * (r['forward'] + r['backward']) / prof['total_ms']:.1f}%",
-                               f"{r['launches']:.0f}"] for r in table]))  # fmt: skip
-    meta = dict(
-        **environment(args.device), task=args.task, batch=settings[0].batch, img_size=args.img_size, steps=args.steps
-    )
-    print("\nwritten to", write_results("profile_roles" + args.name, args.device, meta, results, args.out))
+        print(record.markdown_table(["role", "forward ms", "backward ms", "share", "launches"],
+                                    [[r["role"], f"{r['forward']:.2f}", f"{r['backward']:.2f}",
+                                      f"{100 * (r['forward'] + r['backward']) / prof['total_ms']:.1f}%",
+                                      f"{r['launches']:.0f}"] for r in table]))  # fmt: skip
+    print("\nwritten to", profiling.write(args, settings, results))
 
 
 if __name__ == "__main__":

@@ -1,28 +1,29 @@
-"""Memory a training step keeps for backward, per model against its ResNet baseline (any device, CPU included).
+"""Memory a training step keeps for backward, per model against its ResNet baseline (on a CPU: no GPU needed).
 
-    python benchmarks/saved_activations.py [--models rednet50 rednet50+fused ...] [--batch 4] [--dtype bf16]
+    python -m benchmarks.saved_activations [--models rednet50 rednet50+fused ...] [--batch-size 4] [--dtype bf16]
 
 Counts the bytes of the distinct tensors autograd saves in one forward pass in training mode under autocast
-(``adaptconv.benchmark.saved_activation_bytes``) at batch B and 2B: the difference over B is what each image adds
+(``benchmarks.saved_memory.saved_bytes_per_image``) at batch B and 2B: the difference over B is what each image adds
 (the activations), free of what does not grow with the batch (autocast's low-precision copies of the weights);
 also for the stem alone (the modules before ``layer1``).
 At training batch sizes this dominates peak memory. ``NAME+fused`` is the model with fused involution kernel
 generation, ``+recompute`` recomputes the stem in the backward pass. Writes
-benchmarks/results/saved_activations.json and prints a Markdown table.
+benchmarks/results/saved_activations[-<name>]-cpu.json and prints a Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import json
 
 import torch
 import torch.nn as nn
-from _common import RESULTS, markdown_table
 
-from adaptconv.benchmark import DTYPES, baseline_for, environment, saved_bytes_per_image
+from adaptconv.benchmark import DTYPES, baseline_for
 from adaptconv.benchmark.harness import create
+
+from . import flags, record
+from .saved_memory import saved_bytes_per_image
 
 MODELS = [f"rednet{depth}{variant}" for depth in (26, 50, 101) for variant in ("", "+fused", "+fused+recompute")]
 MODELS.append("scnet50")
@@ -39,32 +40,29 @@ def activation_mib(name: str, batch: int, size: int, dtype: torch.dtype | None) 
     return whole / 2**20, saved_bytes_per_image(stem, (3, size, size), batch, dtype) / 2**20
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=MODELS)
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--img-size", type=int, default=224)
-    ap.add_argument("--dtype", choices=list(DTYPES), default="bf16")
-    args = ap.parse_args()
-    dtype = DTYPES[args.dtype]
+def parser() -> argparse.ArgumentParser:
+    return flags.parser("saved_activations", __doc__, models=MODELS, batch_size=4, img_size=224, dtype="bf16")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    dtype = DTYPES[args.dtype]  # autocast's dtype; None: fp32, no autocast
     cache: dict[str, tuple[float, float]] = {}
     rows = []
     for name in args.models:
         base = baseline_for(name)
         for m in (base, name):
             if m not in cache:
-                cache[m] = activation_mib(m, args.batch, args.img_size, dtype)
+                cache[m] = activation_mib(m, args.batch_size, args.img_size, dtype)
         (mib, stem), (base_mib, base_stem) = cache[name], cache[base]
         rows.append(dict(model=name, mib_per_image=round(mib, 2), stem_mib_per_image=round(stem, 2), baseline=base,
                          baseline_mib_per_image=round(base_mib, 2), baseline_stem_mib_per_image=round(base_stem, 2),
                          ratio=round(mib / base_mib, 3)))  # fmt: skip
-    meta = dict(environment("cpu"), batch=args.batch, img_size=args.img_size, dtype=args.dtype)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "saved_activations.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1) + "\n")
-    print(f"saved for backward per image, training forward, {args.img_size}px, {args.dtype} autocast")
+    path = record.write(args, "cpu", rows)
+    print(f"saved for backward per image, training forward, {args.img_size}px, {args.dtype} autocast -> {path}")
     headers = ["model", "MiB per image", "of which stem", "baseline", "baseline MiB per image", "of which stem",
                "ratio"]  # fmt: skip
-    print(markdown_table(headers, [list(r.values()) for r in rows]))
+    print(record.markdown_table(headers, [list(r.values()) for r in rows]))
 
 
 if __name__ == "__main__":

@@ -1,23 +1,23 @@
 """One bottleneck's forward + backward: SCNet's (fused calibration ops, and the official code's separate ops) against
-ResNet-50's, at the issue's shape (batch 64, 256 channels, 56 x 56, planes 64; bf16 autocast, channels_last on a
-GPU), eager and compiled.
+ResNet-50's, at SCNet-50's first-stage shape (batch 64, 256 channels, 56 x 56, planes 64; bf16 autocast,
+channels_last on a GPU), eager and compiled.
 
-    python benchmarks/scnet_block.py [--batch 64] [--size 56] [--modes eager compile]
+    python -m benchmarks.scnet_block [--batch-size 64] [--size 56] [--mode eager compile] [--name SUFFIX]
 
-Writes benchmarks/results/scnet_block-<device>.json.
+Writes benchmarks/results/scnet_block[-<name>]-<device>.json.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
-from _common import RESULTS, markdown_table, write_results
 from timm.models.resnet import Bottleneck
 
-from adaptconv.benchmark import environment, median_ms
-from adaptconv.models.scnet import SCBottleneck
+from adaptconv.benchmark import median_ms
+from adaptconv.models import SCBottleneck
+
+from . import flags, record
 
 BLOCKS = {
     "scnet (fused)": lambda: SCBottleneck(256, 64),
@@ -31,23 +31,26 @@ def _unfused(block: SCBottleneck) -> SCBottleneck:
     return block
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--size", type=int, default=56)
-    ap.add_argument("--modes", nargs="+", default=["eager", "compile"], choices=["eager", "compile"])
-    ap.add_argument("--repeats", type=int, default=50)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--out", type=Path, default=RESULTS)
-    args = ap.parse_args()
+def parser() -> argparse.ArgumentParser:
+    ap = flags.parser("scnet_block", __doc__, batch_size=64, mode=["eager", "compile"], repeats=50,
+                      device=flags.default_device())  # fmt: skip
+    ap.add_argument("--size", type=int, default=56, help="side of the feature map")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = parser()
+    args = ap.parse_args(argv)
+    if "reduce-overhead" in args.mode:
+        ap.error("--mode: eager or compile")
     gpu = args.device == "cuda"
     fmt = torch.channels_last if gpu else torch.contiguous_format
-    x = torch.randn(args.batch, 256, args.size, args.size, device=args.device).to(memory_format=fmt)
+    x = torch.randn(args.batch_size, 256, args.size, args.size, device=args.device).to(memory_format=fmt)
     x.requires_grad_(True)
     rows = []
-    for mode in args.modes:
+    for mode in args.mode:
         for name, build in BLOCKS.items():
-            torch._dynamo.reset()
+            torch.compiler.reset()
             block = build().to(args.device, memory_format=fmt).train()
             run = torch.compile(block) if mode == "compile" else block
             grad = torch.randn_like(x)
@@ -60,10 +63,11 @@ def main() -> None:
             ms = median_ms(step, args.device, args.repeats, warmup=5)
             rows.append(dict(block=name, mode=mode, ms=ms))
             print(f"{name:22s} {mode:8s} {ms:.3f} ms", flush=True)
-    meta = dict(**environment(args.device), batch=args.batch, size=args.size, dtype="bf16" if gpu else "fp32",
-                layout="channels_last" if gpu else "nchw")  # fmt: skip
-    print(markdown_table(["block", "mode", "fwd+bwd ms"], [[r["block"], r["mode"], f"{r['ms']:.3f}"] for r in rows]))
-    print("written to", write_results("scnet_block", args.device, meta, rows, args.out))
+    table = [[r["block"], r["mode"], f"{r['ms']:.3f}"] for r in rows]
+    print(record.markdown_table(["block", "mode", "fwd+bwd ms"], table))
+    path = record.write(args, args.device, rows, dtype="bf16" if gpu else "fp32",
+                        layout="channels_last" if gpu else "nchw")  # fmt: skip
+    print("written to", path)
 
 
 if __name__ == "__main__":

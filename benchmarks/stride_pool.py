@@ -1,27 +1,27 @@
 """The two windowed average pools at their models' shapes: PyTorch's ``avg_pool2d`` against the package's two fast
 paths, which do the same thing by different means.
 
-    python benchmarks/stride_pool.py [--window 2] [--batch 128] [--dtype bfloat16] [--repeats 50]
+    python -m benchmarks.stride_pool [--window 2] [--batch-size 128] [--dtype bf16] [--repeats 50] [--name SUFFIX]
 
 ``--window 2``: the kernel generator of each stride-2 involution averages its input over 2x2 windows (RedNet-50's
 shapes); ``--window 4``: SCNet-50's K2 branch averages over 4x4 windows. Times PyTorch's ``avg_pool2d``,
 ``adaptconv.layers.stride_avg_pool`` (a window mean of channels_last CUDA maps, what the involution uses; only
 on maps the window divides) and the ``adaptconv::calibration_pool`` op (Triton kernels on CUDA channels_last maps,
 what SCNet uses), forward and forward + backward, channels_last. On maps the window divides all three compute the
-same average. Writes benchmarks/results/stride_pool<-window4>-<device>.json.
+same average. Writes benchmarks/results/stride_pool[-window4][-<name>]-<device>.json.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import RESULTS, markdown_table, write_results
 
-from adaptconv.benchmark import environment, median_ms
+from adaptconv.benchmark import median_ms
 from adaptconv.layers import stride_avg_pool
+
+from . import flags, record
 
 #: window -> (layer, channels, side) of the pooled inputs: RedNet-50's stride-2 involutions, SCNet-50's K2 branches
 SHAPES = {
@@ -49,19 +49,18 @@ def step(pool, x: torch.Tensor, grad: torch.Tensor | None):
     return run
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parser() -> argparse.ArgumentParser:
+    ap = flags.parser("stride_pool", __doc__, batch_size=128, dtype="bf16", repeats=50, device=flags.default_device())
     ap.add_argument("--window", type=int, default=2, choices=sorted(SHAPES))
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16", "float16"])
-    ap.add_argument("--repeats", type=int, default=50)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--out", type=Path, default=RESULTS)
-    args = ap.parse_args()
-    dtype = getattr(torch, args.dtype)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    dtype = flags.TORCH_DTYPES[args.dtype]
     window, rows = args.window, []
     for layer, c, side in SHAPES[window]:
-        x = torch.randn(args.batch, c, side, side, device=args.device, dtype=dtype)
+        x = torch.randn(args.batch_size, c, side, side, device=args.device, dtype=dtype)
         x = x.to(memory_format=torch.channels_last).requires_grad_()
         row = dict(layer=layer, channels=c, side=side)
         for name, pool in pools(window).items():
@@ -71,15 +70,14 @@ def main() -> None:
             row[f"{name}_fwd_us"] = 1e3 * median_ms(step(pool, x, None), args.device, args.repeats)
             row[f"{name}_fwd_bwd_us"] = 1e3 * median_ms(step(pool, x, grad), args.device, args.repeats)
         rows.append(row)
-    meta = dict(**environment(args.device), window=window, batch=args.batch, dtype=args.dtype, layout="channels_last")
     names = list(pools(window))
     us = lambda r, key: "-" if key not in r else f"{r[key]:.0f}"  # noqa: E731
-    print(markdown_table(["layer", "C", "side", *(f"{p} {k} us" for p in names for k in ("fwd", "fwd+bwd"))],
-                         [[r["layer"], r["channels"], r["side"],
-                           *(us(r, f"{p}_{k}_us") for p in names for k in ("fwd", "fwd_bwd"))]
-                          for r in rows]))  # fmt: skip
-    name = "stride_pool" + ("" if window == 2 else f"-window{window}")
-    print("written to", write_results(name, args.device, meta, rows, args.out))
+    print(record.markdown_table(["layer", "C", "side", *(f"{p} {k} us" for p in names for k in ("fwd", "fwd+bwd"))],
+                                [[r["layer"], r["channels"], r["side"],
+                                  *(us(r, f"{p}_{k}_us") for p in names for k in ("fwd", "fwd_bwd"))]
+                                 for r in rows]))  # fmt: skip
+    parts = () if window == 2 else (f"window{window}",)
+    print("written to", record.write(args, args.device, rows, parts, layout="channels_last"))
 
 
 if __name__ == "__main__":

@@ -1,48 +1,48 @@
 """benchmarks/free_aggregation.py's stand-in ops, benchmarks/free_calibration.py's levels and
 benchmarks/aggregation_floor.py's byte counts (the timing itself needs a GPU)."""
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from benchmarks import free_aggregation
+from benchmarks.aggregation_floor import floor_bytes, involution_tensors
+from benchmarks.free_aggregation import (
+    copy_involution,
+    free_aggregate,
+    free_aggregate_backward,
+    free_generation,
+    free_involution,
+)
+from benchmarks.free_calibration import FORWARDS
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_free_aggregation_writes_zeros_of_the_ops_shapes(layout):
-    from free_aggregation import _free_backward, _free_forward
-
     from adaptconv.ops import involution_aggregate
 
     x = torch.randn(2, 32, 9, 12).to(memory_format=layout)
     w = torch.randn(2, 2 * 49, 5, 6).to(memory_format=layout)
-    y = _free_forward(x, w, 7, 2, 3, 1)
+    y = free_aggregate(x, w, 7, 2, 3, 1)
     ref = involution_aggregate(x, w, 7, 2, 3, 1)
     assert y.shape == ref.shape and y.stride() == ref.stride() and not y.any()
-    gx, gw = _free_backward(torch.ones_like(y), x, w, 7, 2, 3, 1)
+    gx, gw = free_aggregate_backward(torch.ones_like(y), x, w, 7, 2, 3, 1)
     assert gx.stride() == x.stride() and gw.stride() == w.stride() and not (gx.any() or gw.any())
 
 
-def test_free_generation_op_gives_every_input_a_gradient():
-    from free_aggregation import _free_generation
-
+def testfree_generation_op_gives_every_input_a_gradient():
     x = torch.randn(2, 32, 8, 8, requires_grad=True)
     reduced = torch.randn(2, 8, 4, 4, requires_grad=True)
     span_w = torch.randn(98, 8, requires_grad=True)
     span_b = torch.randn(98, requires_grad=True)
     args = (x, reduced, span_w, span_b, 7, 2, 3, 1)
-    y = _free_generation(*args)
+    y = free_generation(*args)
     assert y.shape == (2, 32, 4, 4) and not y.any()
     grads = torch.autograd.grad(y.sum(), (x, reduced, span_w, span_b))
     assert [g.shape for g in grads] == [t.shape for t in (x, reduced, span_w, span_b)]
-    torch.library.opcheck(_free_generation, args, test_utils=("test_schema", "test_faketensor"))
+    torch.library.opcheck(free_generation, args, test_utils=("test_schema", "test_faketensor"))
 
 
 def test_floor_counts_each_involutions_tensors():
-    from aggregation_floor import floor_bytes, involution_tensors
-
     tensors = involution_tensors("rednet26", batch=2, img_size=64)
     stem = tensors[0]  # the stem's involution: C=32 at 32x32 (after the stride-2 conv), K=3, 2 groups
     assert stem == dict(x=2 * 32 * 32 * 32, y=2 * 32 * 32 * 32, kernels=2 * 2 * 9 * 32 * 32, reduced=2 * 8 * 32 * 32)
@@ -55,23 +55,19 @@ def test_floor_counts_each_involutions_tensors():
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_free_involution_op_has_the_layers_output_shape(layout):
-    from free_aggregation import _free_involution
-
+def testfree_involution_op_has_the_layers_output_shape(layout):
     from adaptconv.ops import Involution2d
 
     m = Involution2d(32, 7, 2)
     x = torch.randn(2, 32, 9, 12).to(memory_format=layout).requires_grad_(True)
-    y, ref = _free_involution(x, 7, 2, 3, 1), m(x)
+    y, ref = free_involution(x, 7, 2, 3, 1), m(x)
     assert y.shape == ref.shape and y.stride() == ref.stride() and not y.any()
     (gx,) = torch.autograd.grad(y.sum(), x)
     assert gx.shape == x.shape and not gx.any()
-    torch.library.opcheck(_free_involution, (x, 7, 2, 3, 1), test_utils=("test_schema", "test_faketensor"))
+    torch.library.opcheck(free_involution, (x, 7, 2, 3, 1), test_utils=("test_schema", "test_faketensor"))
 
 
 def test_switches_replace_what_they_name(monkeypatch):
-    import free_aggregation
-
     from adaptconv.benchmark.harness import create
     from adaptconv.models.rednet import InvolutionBottleneck, RedNetStem
     from adaptconv.ops import Involution2d
@@ -108,13 +104,11 @@ def test_switches_replace_what_they_name(monkeypatch):
 
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_copy_involution_op_copies_the_output_grid_and_scatters_its_gradient(layout, stride):
-    from free_aggregation import _copy_involution
-
+def testcopy_involution_op_copies_the_output_grid_and_scatters_its_gradient(layout, stride):
     from adaptconv.ops import Involution2d
 
     x = torch.randn(2, 32, 9, 12).to(memory_format=layout).requires_grad_(True)
-    y, ref = _copy_involution(x, 7, stride, 3, 1), Involution2d(32, 7, stride)(x)
+    y, ref = copy_involution(x, 7, stride, 3, 1), Involution2d(32, 7, stride)(x)
     assert y.shape == ref.shape and y.stride() == ref.stride()
     torch.testing.assert_close(y, x[:, :, ::stride, ::stride], rtol=0, atol=0)
     g = torch.randn_like(y)
@@ -123,15 +117,13 @@ def test_copy_involution_op_copies_the_output_grid_and_scatters_its_gradient(lay
     expected[:, :, ::stride, ::stride] = g
     assert gx.stride() == x.stride()
     torch.testing.assert_close(gx, expected, rtol=0, atol=0)
-    torch.library.opcheck(_copy_involution, (x, 7, stride, 3, 1))
+    torch.library.opcheck(copy_involution, (x, 7, stride, 3, 1))
 
 
 def test_free_calibration_levels_skip_the_calibration():
-    from free_calibration import LEVELS
-
     from adaptconv.ops import SelfCalibratedConv2d
 
     m = SelfCalibratedConv2d(4).eval()
     x = torch.randn(1, 4, 8, 8)
-    torch.testing.assert_close(LEVELS["calibration"](m, x), m.k4(m.k3(x)))
-    torch.testing.assert_close(LEVELS["scconv"](m, x), m.k4(x))
+    torch.testing.assert_close(FORWARDS["calibration"](m, x), m.k4(m.k3(x)))
+    torch.testing.assert_close(FORWARDS["scconv"](m, x), m.k4(x))

@@ -2,16 +2,11 @@
 
 import csv
 import json
-import sys
-from pathlib import Path
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from benchmarks import ncu_kernels
 
 
 def test_summary_has_one_row_per_launch_with_numbers(tmp_path):
-    ncu_kernels = pytest.importorskip("ncu_kernels")
     fields = ["ID", "Kernel Name", "Section Name", "Metric Name", "Metric Unit", "Metric Value"]
     lines = []
     for launch in range(8):  # two cases of four launches
@@ -26,7 +21,11 @@ def test_summary_has_one_row_per_launch_with_numbers(tmp_path):
         writer = csv.writer(f)
         writer.writerow(fields)
         writer.writerows(lines[::-1])  # any order: rows are sorted by launch
-    rows = json.loads(ncu_kernels.summarise(details, tmp_path).read_text())["rows"]
+    ncu_kernels.main(["--summarise", str(details), "--output", str(tmp_path)])
+    (written,) = tmp_path.glob("ncu_kernels-*.json")
+    data = json.loads(written.read_text())
+    assert data["source"] == "details.csv" and data["options"]["summarise"] == str(details)
+    rows = data["rows"]
     assert [r["Duration [us]"] for r in rows] == [100.5 + i for i in range(8)]
     assert all(r["Grid Size"] == 12544 for r in rows)
     assert all("Shared Memory Configuration Size [Kbyte]" not in r for r in rows)  # only the listed metrics

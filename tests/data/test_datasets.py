@@ -11,8 +11,8 @@ from helpers import SHARED
 from PIL import Image
 
 from adaptconv.data import BadImageError, DataError, embedded_dataset, open_npz, open_source
-from adaptconv.data.build_embedded import DEBIAN_DIR, build
 from adaptconv.data.datasets import EMBEDDED_CLASSES
+from tools.build_embedded import DEBIAN_DIR, build
 
 ASSETS = Path(__file__).resolve().parents[2] / "src" / "adaptconv" / "data" / "assets"
 

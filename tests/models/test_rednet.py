@@ -26,7 +26,7 @@ def test_fused_involution_is_the_same_model():
 
 
 def test_recomputed_stem_is_the_same_model_with_less_saved_and_one_stats_update():
-    from adaptconv.benchmark import saved_bytes_per_image
+    from benchmarks.saved_memory import saved_bytes_per_image  # the repository's benchmarks/, not the package
 
     kwargs = dict(num_classes=10, channels=(16, 32, 64, 128))
     ref = adaptconv.create_model("rednet26", **kwargs).double()

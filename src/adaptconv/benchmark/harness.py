@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from ..models import create_model
 from .timing import median_ms, peak_memory_mib, reset_peak_memory
 
-__all__ = ["DTYPES", "LAYOUTS", "MODES", "TASKS", "VARIANTS", "Setting", "baseline_for", "create", "measure",
-           "prepare", "run", "settings"]  # fmt: skip
+__all__ = ["DTYPES", "LAYOUTS", "MODES", "TASKS", "VARIANTS", "Setting", "baseline_for", "create", "input_batches",
+           "measure", "prepare", "ratio", "run", "settings", "timed_step"]  # fmt: skip
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # None: no autocast
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
@@ -105,8 +105,9 @@ def settings(models: Iterable[str], tasks: Iterable[str], batches: dict[str, lis
     return out
 
 
-def _inputs(s: Setting, device: str, count: int, num_classes: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """``count`` different random batches, cycled: the timed runs see several inputs, not one cached one."""
+def input_batches(s: Setting, device: str, count: int, num_classes: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``count`` different random (images, labels) batches of setting ``s``, cycled: the timed runs see several
+    inputs, not one cached one."""
     g = torch.Generator().manual_seed(0)
     sets = []
     for _ in range(count):
@@ -115,8 +116,10 @@ def _inputs(s: Setting, device: str, count: int, num_classes: int) -> Iterator[t
     return itertools.cycle(sets)
 
 
-def _step(s: Setting, model: nn.Module, device: str, inputs: Iterator) -> tuple[Callable, Callable]:
-    """The timed step (forward, or forward + backward + SGD update) and the hook that moves to the next input."""
+def timed_step(s: Setting, model: nn.Module, device: str, inputs: Iterator) -> tuple[Callable, Callable]:
+    """The step that :func:`measure` times for setting ``s`` (forward, or forward + backward + SGD update, under
+    autocast to ``s.dtype``) and the hook that moves to the next of ``inputs`` (:func:`input_batches`). Public so
+    that profilers observe the very step that is timed."""
     current = [next(inputs)]
     dtype = DTYPES[s.dtype]
     amp = lambda: torch.autocast(device, dtype=dtype, enabled=dtype is not None)  # noqa: E731
@@ -153,7 +156,7 @@ def measure(s: Setting, device: str, repeats: int = 20, warmup: int = 5, input_s
         model = prepare(model, s.mode)
         if s.mode != "eager":
             warmup = max(warmup, 3)  # the first calls compile (one graph for train, one for eval) and record graphs
-        step, advance = _step(s, model, device, _inputs(s, device, input_sets, 1000))
+        step, advance = timed_step(s, model, device, input_batches(s, device, input_sets, 1000))
         ms = median_ms(step, device, repeats, warmup, before=advance)
         result = dict(ms=ms, img_s=s.batch / ms * 1e3, peak_mib=peak_memory_mib(device), error=None)
     except torch.OutOfMemoryError:
@@ -168,7 +171,8 @@ def measure(s: Setting, device: str, repeats: int = 20, warmup: int = 5, input_s
     return result
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
+def ratio(a: float | None, b: float | None) -> float | None:
+    """``a / b``, or ``None`` where either was not measured (a failed setting, peak memory on a CPU)."""
     return None if a is None or not b else a / b
 
 
@@ -188,7 +192,7 @@ def run(all_settings: list[Setting], device: str, baseline: str | None = None, r
         rows.append(dict(
             **asdict(s), **m, baseline=base.model, baseline_ms=b["ms"], baseline_img_s=b["img_s"],
             baseline_peak_mib=b["peak_mib"], baseline_error=b["error"],
-            speed_ratio=_ratio(m["img_s"], b["img_s"]), memory_ratio=_ratio(m["peak_mib"], b["peak_mib"]),
+            speed_ratio=ratio(m["img_s"], b["img_s"]), memory_ratio=ratio(m["peak_mib"], b["peak_mib"]),
         ))  # fmt: skip
     return rows
 

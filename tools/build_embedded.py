@@ -5,7 +5,9 @@ Debian's ``dataset-fashion-mnist`` package installs it (``apt-get install datase
 takes ``--train-per-class`` images of each class from the official training split and ``--test-per-class`` from
 the official test split, chosen at random with a fixed seed, so the held-out split is truly held out.
 
-    python -m adaptconv.data.build_embedded            # rewrites src/adaptconv/data/assets/fashion_mnist_subset.npz
+    python -m tools.build_embedded [--source DIR] [--train-per-class 800] [--test-per-class 200] [--output FILE]
+
+run from the repository root, rewrites the file the package ships (src/adaptconv/data/assets/) by default.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from adaptconv.data.datasets import EMBEDDED_CLASSES, EMBEDDED_FILE
+
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-ASSET = Path(__file__).resolve().parent / "assets" / "fashion_mnist_subset.npz"
-CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+#: the file the package ships, in this checkout
+ASSET = Path(__file__).resolve().parents[1] / "src" / "adaptconv" / "data" / "assets" / EMBEDDED_FILE
 TRAIN_PER_CLASS = 800
 TEST_PER_CLASS = 200
 SEED = 0
@@ -36,7 +40,7 @@ def read_idx(path: Path) -> np.ndarray:
 
 def balanced_subset(labels: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
     """Sorted indices of ``per_class`` random examples of every class."""
-    picks = [rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in range(len(CLASSES))]
+    picks = [rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in range(len(EMBEDDED_CLASSES))]
     return np.sort(np.concatenate(picks))
 
 
@@ -56,11 +60,13 @@ def build(source: Path = DEBIAN_DIR, train_per_class: int = TRAIN_PER_CLASS, tes
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", type=Path, default=DEBIAN_DIR, help="folder with the four Fashion-MNIST .gz files")
-    p.add_argument("--output", type=Path, default=ASSET)
+    p.add_argument("--train-per-class", type=int, default=TRAIN_PER_CLASS)
+    p.add_argument("--test-per-class", type=int, default=TEST_PER_CLASS)
+    p.add_argument("--output", type=Path, default=ASSET, help="default: the file the package ships")
     args = p.parse_args(argv)
     if not (args.source / "train-images-idx3-ubyte.gz").is_file():
         raise SystemExit(f"no Fashion-MNIST in {args.source}: apt-get install dataset-fashion-mnist, or pass --source")
-    arrays = build(args.source)
+    arrays = build(args.source, args.train_per_class, args.test_per_class)
     np.savez_compressed(args.output, **arrays)
     print(f"wrote {args.output} ({args.output.stat().st_size / 1e6:.2f} MB): "
           + ", ".join(f"{k} {v.shape}" for k, v in arrays.items()))  # fmt: skip

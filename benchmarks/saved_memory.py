@@ -3,7 +3,7 @@
 Peak training memory on a GPU is roughly parameters + gradients + optimizer state + these saved activations +
 transient workspace; at the batch sizes of training the saved activations dominate. Unlike the peak, they do not
 depend on the device's allocator, so they can be compared on any machine (a CPU included, where PyTorch keeps no
-peak-memory statistics).
+peak-memory statistics). Used by ``saved_activations.py`` (and by the model tests).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
+"""benchmarks/saved_memory.py: the bytes autograd saves for the backward pass."""
+
 import torch
 import torch.nn as nn
 
-from adaptconv.benchmark import saved_activation_bytes, saved_bytes_per_image
 from adaptconv.benchmark.harness import create
+from benchmarks.saved_memory import saved_activation_bytes, saved_bytes_per_image
 
 
 def test_counts_each_saved_storage_once():

@@ -1,12 +1,16 @@
-"""Where the time of one step goes: the device kernels of a few steps under ``torch.profiler``, grouped by kind.
+"""Where the time of one step goes: the device kernels of a few steps under ``torch.profiler``, grouped by kind
+(:func:`kernel_profile`) or by the module that spent it (:func:`module_profile`); and the command line of the scripts
+that print them (``profile_step.py``, ``profile_roles.py``).
 
-The step is the harness's (forward, or forward + backward + SGD update), so the profile belongs to the same
-setting that ``adaptconv benchmark`` times. Kernel names are sorted into a few categories by the words in them
-(:data:`CATEGORIES`); on a CPU the profiler's operator times take the kernels' place.
+The step is the harness's (``adaptconv.benchmark.harness.timed_step``: forward, or forward + backward + SGD
+update), so the profile belongs to the same setting that ``adaptconv benchmark`` times. Kernel names are sorted into
+a few categories by the words in them (:data:`CATEGORIES`); on a CPU the profiler's operator times take the
+kernels' place.
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import re
 import statistics
@@ -19,9 +23,13 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from .harness import LAYOUTS, Setting, _inputs, _step, create, prepare
+from adaptconv.benchmark import LAYOUTS, Setting
+from adaptconv.benchmark.harness import create, input_batches, prepare, timed_step
 
-__all__ = ["CATEGORIES", "category", "kernel_profile"]
+from . import flags, record
+
+__all__ = ["CATEGORIES", "category", "kernel_profile", "module_profile", "parser", "settings", "synchronizing_calls",
+           "write"]  # fmt: skip
 
 #: (category, regular expression on the lower-cased kernel name), first match wins
 CATEGORIES: list[tuple[str, str]] = [
@@ -43,7 +51,7 @@ def category(name: str) -> str:
     return next((cat for cat, pattern in CATEGORIES if re.search(pattern, low)), "other")
 
 
-def _synchronizing_calls(step: Callable[[], object], frames: int = 4) -> list[str]:
+def synchronizing_calls(step: Callable[[], object], frames: int = 4) -> list[str]:
     """Run ``step`` once under CUDA's synchronisation debug mode; one entry per call that waited for the device:
     its warning and the innermost ``frames`` Python frames outside the warnings machinery."""
     sites: list[str] = []
@@ -72,7 +80,7 @@ def kernel_profile(s: Setting, device: str, steps: int = 5, warmup: int = 3) -> 
     in it that wait for the device (CUDA): their number and where each was made."""
     model = create(s.model, num_classes=1000).to(device, memory_format=LAYOUTS[s.layout])
     model = prepare(model, s.mode)
-    step, advance = _step(s, model, device, _inputs(s, device, 3, 1000))
+    step, advance = timed_step(s, model, device, input_batches(s, device, 3, 1000))
     for _ in range(warmup):
         step()
         advance()
@@ -90,7 +98,7 @@ def kernel_profile(s: Setting, device: str, steps: int = 5, warmup: int = 3) -> 
     # innermost Python frames that made them.
     sync_sites: list[str] = []
     if device == "cuda":
-        sync_sites = _synchronizing_calls(step)
+        sync_sites = synchronizing_calls(step)
         advance()
     activities = [ProfilerActivity.CUDA] if device == "cuda" else [ProfilerActivity.CPU]
     if device == "cuda":
@@ -195,7 +203,7 @@ def module_profile(s: Setting, device: str, steps: int = 3, warmup: int = 3) -> 
         raise ValueError("module_profile needs mode 'eager': compiled graphs have no module boundaries")
     model = create(s.model, num_classes=1000).to(device, memory_format=LAYOUTS[s.layout])
     classes = {name or "<model>": type(m).__name__ for name, m in model.named_modules()}
-    step, advance = _step(s, model, device, _inputs(s, device, 3, 1000))
+    step, advance = timed_step(s, model, device, input_batches(s, device, 3, 1000))
     for _ in range(warmup):
         step()
         advance()
@@ -239,3 +247,30 @@ def module_profile(s: Setting, device: str, steps: int = 3, warmup: int = 3) -> 
     rows = [dict(module=k[0], cls=classes.get(k[0]), direction=k[1], op=k[2], ms=v, calls=calls[k] / steps)
             for k, v in sorted(time_ms.items(), key=lambda kv: -kv[1])]  # fmt: skip
     return dict(rows=rows, total_ms=sum(r["ms"] for r in rows))
+
+
+def parser(script: str, description: str, models: list[str], steps: int, mode: bool = False) -> argparse.ArgumentParser:
+    """The profilers' flags: ``--models``, ``--task``, ``--batch-size`` (default: the harness's for the device),
+    ``--img-size``, ``--steps``, ``--device``, ``--output`` and ``--name``, and with ``mode`` ``--mode``."""
+    extra = dict(mode="eager") if mode else {}
+    ap = flags.parser(script, description, models=models, task="train", batch_size=None, img_size=224,
+                      device=flags.default_device(), **extra)  # fmt: skip
+    ap.add_argument("--steps", type=int, default=steps, help="profiled steps")
+    return ap
+
+
+def settings(args: argparse.Namespace) -> list[Setting]:
+    """One ``Setting`` per model of :func:`parser`'s ``args``: the harness's step (bf16 autocast, channels_last,
+    batch 128 train / 256 inference on a GPU; fp32 NCHW at batch 2 on a CPU), in ``--mode`` where the parser has
+    it, else eager."""
+    gpu = args.device == "cuda"
+    batch = args.batch_size or ((128 if args.task == "train" else 256) if gpu else 2)
+    dtype, layout = ("bf16", "channels_last") if gpu else ("fp32", "nchw")
+    mode = getattr(args, "mode", "eager")
+    return [Setting(m, args.task, batch, dtype, layout, mode, args.img_size) for m in args.models]
+
+
+def write(args: argparse.Namespace, settings: list[Setting], rows: list[dict], parts: tuple[str, ...] = ()) -> Path:
+    """The record of a profiler's run, with the batch size, dtype and layout that :func:`settings` chose."""
+    s = settings[0]
+    return record.write(args, args.device, rows, parts, batch=s.batch, dtype=s.dtype, layout=s.layout)

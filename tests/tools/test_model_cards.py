@@ -1,4 +1,4 @@
-"""Model cards: the committed docs/models pages are exactly what the generator writes from the table now."""
+"""tools/model_cards.py: the committed docs/models pages are exactly what the generator writes from the table now."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 import adaptconv
-from adaptconv.cards import main, render_card, render_index, write_cards
-from adaptconv.models.pretrained import PRETRAINED
+from adaptconv.models import PRETRAINED
+from tools.model_cards import CARDS, main, render_card, render_index, write_cards
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "models"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "models"
 MODELS = adaptconv.list_models()
-HINT = "the model cards are stale: run `python -m adaptconv.cards` and commit docs/models"
+HINT = "the model cards are stale: run `python -m tools.model_cards` and commit docs/models"
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -21,6 +21,7 @@ def test_committed_card_is_current(name):
 
 
 def test_committed_index_is_current_and_complete():
+    assert CARDS == DOCS  # the generator's default folder is where the cards are committed
     assert (DOCS / "README.md").read_text() == render_index(), HINT
     assert sorted(p.name for p in DOCS.iterdir()) == sorted(["README.md", *(f"{n}.md" for n in MODELS)])
 
@@ -54,7 +55,7 @@ def test_check_mode_reports_stale_cards(tmp_path, capsys, monkeypatch):
     assert write_cards(tmp_path, check=True, names=["rednet26"]) == []
     (tmp_path / "rednet26.md").write_text("edited by hand\n")
     assert write_cards(tmp_path, check=True, names=["rednet26"]) == ["rednet26.md"]
-    monkeypatch.setattr("adaptconv.cards.list_models", lambda: ["rednet26"])  # one card: fast
-    assert main(["--out", str(tmp_path), "--check"]) == 1
+    monkeypatch.setattr("tools.model_cards.list_models", lambda: ["rednet26"])  # one card: fast
+    assert main(["--output", str(tmp_path), "--check"]) == 1
     assert "2 card(s) stale: README.md, rednet26.md" in capsys.readouterr().out  # the index lists one model now
-    assert main(["--out", str(tmp_path)]) == 0 and main(["--out", str(tmp_path), "--check"]) == 0
+    assert main(["--output", str(tmp_path)]) == 0 and main(["--output", str(tmp_path), "--check"]) == 0

@@ -1,8 +1,11 @@
+"""benchmarks/profiling.py: kernel categories, the profiles of a harness step on a CPU; profile_roles.py's roles."""
+
 import pytest
 import torch
 
 from adaptconv.benchmark import Setting
-from adaptconv.benchmark.profile import category, kernel_profile
+from benchmarks.profile_roles import role
+from benchmarks.profiling import category, kernel_profile, module_profile, synchronizing_calls
 
 
 @pytest.mark.parametrize(
@@ -33,17 +36,13 @@ def test_cpu_profile_of_a_train_step(one_thread):
 
 @pytest.mark.gpu
 def test_synchronizing_calls_are_found_with_their_caller():
-    from adaptconv.benchmark.profile import _synchronizing_calls
-
     x = torch.ones(3, device="cuda")
-    sites = _synchronizing_calls(lambda: (x * 2).sum().item())
-    assert len(sites) == 1 and "test_profile.py" in sites[0]
-    assert _synchronizing_calls(lambda: x * 2) == []
+    sites = synchronizing_calls(lambda: (x * 2).sum().item())
+    assert len(sites) == 1 and "test_profiling.py" in sites[0]
+    assert synchronizing_calls(lambda: x * 2) == []
 
 
 def test_module_profile_charges_forward_and_backward_to_modules(one_thread):
-    from adaptconv.benchmark.profile import module_profile
-
     prof = module_profile(Setting("scnet50", "train", 2, img_size=32), "cpu", steps=1, warmup=1)
     rows = prof["rows"]
     assert prof["total_ms"] == pytest.approx(sum(r["ms"] for r in rows))
@@ -59,12 +58,6 @@ def test_module_profile_charges_forward_and_backward_to_modules(one_thread):
 
 
 def test_profile_roles_groups_modules_by_role():
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    from profile_roles import role
-
     kernel = {"layer1.0.conv1_a": (1, 1), "layer1.0.k1.0": (3, 3)}
     assert role("layer1.0.conv1_a", "Conv2d", "aten::conv2d", kernel) == "1x1 conv"
     assert role("layer1.0.k1.0", "Conv2d", "aten::conv2d", kernel) == "3x3 conv"
