@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
                 torch.compiler.reset()
                 model = create_model(name, stem=args.stem, num_classes=source.num_classes, in_chans=source.in_chans)
                 model = model.to(args.device, memory_format=torch.channels_last).train()
-                run = torch.compile(model, mode="max-autotune-no-cudagraphs") if mode == "compile" else model
+                run = torch.compile(model) if mode == "compile" else model
                 feed_batches = batches(feed, args, source, decoded, stats)
                 row[f"{feed}_img_s"] = round(img_per_s(run, feed_batches, args), 1)
                 print(f"{name} {mode} {feed}: {row[f'{feed}_img_s']:.0f} img/s", flush=True)
