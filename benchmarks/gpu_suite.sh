@@ -32,7 +32,7 @@ mkdir -p "$out"
 shift || true
 parts=${*:-tests models modes fused latency op configs profile bound scnet}
 export TRITON_CACHE_AUTOTUNING=1 PYTHONUNBUFFERED=1
-bench() { python -m adaptconv.cli.main benchmark "$@" --output "$out" --plot; }
+bench() { python -m adaptconv.cli.main benchmark "$@" --output "$out" --overwrite --plot; }
 status=0
 for part in $parts; do
   case $part in
