@@ -7,17 +7,17 @@ import random
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
-from clirun import MODULE, STEPS_PER_EPOCH, weights
+from clirun import ENV, MODULE, STEPS_PER_EPOCH, weights
 from clirun import run as run_cli
 from clirun import train_args as args
 
 from adaptconv.engine.loggers import read_summary
 
 CLI = MODULE
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "WANDB_SILENT": "true"}
 
 
 def run(argv: list[str], check: bool = True, **kw):
@@ -64,20 +64,29 @@ def test_killed_run_resumes_bit_identically(tiny, finished, tmp_path):
     ]
 
 
-def test_sigterm_saves_a_checkpoint_and_exits(tiny, tmp_path):
-    out = tmp_path / "t"
-    proc = subprocess.Popen(CLI + args(tiny, out), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)  # fmt: skip
+def _terminate_at_step(argv: list[str], out: Path, step: int, group: bool = False) -> None:
+    """Run ``adaptconv ARGV`` and send SIGTERM when it logs ``step`` (with ``group``, to its whole process group,
+    as a scheduler does): it must save a checkpoint at that step or later in the first epoch and exit 143."""
+    marker = f"step {step}/"
+    proc = subprocess.Popen(CLI + argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=group)  # fmt: skip
     for line in proc.stdout:
-        if "step 3/" in line:
-            proc.send_signal(signal.SIGTERM)
+        if marker in line:
+            if group:
+                os.killpg(proc.pid, signal.SIGTERM)
+            else:
+                proc.send_signal(signal.SIGTERM)
             break
     rest = proc.stdout.read()
-    proc.wait(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM, rest
-    assert "--resume" in rest
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM, rest
+    assert "continue with --resume" in rest
     ckpt = torch.load(out / "checkpoint.pth", weights_only=True)
-    assert ckpt["epoch"] == 0 and ckpt["step"] >= 3
+    assert ckpt["epoch"] == 0 and ckpt["step"] >= step
+
+
+def test_sigterm_saves_a_checkpoint_and_exits(tiny, tmp_path):
+    out = tmp_path / "t"
+    _terminate_at_step(args(tiny, out), out, 3)
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny, tmp_path):
@@ -146,18 +155,7 @@ def test_sigterm_to_the_process_group_with_loader_workers(tmp_path):
     out = tmp_path / "o"
     argv = ["train", str(root), "-a", "rednet26", "--width", "0.25", "-b", "4", "--epochs", "2", "--img-size", "16",
             "-j", "2", "-p", "1", "--output", str(out)]  # fmt: skip
-    proc = subprocess.Popen(CLI + argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)  # fmt: skip
-    for line in proc.stdout:
-        if "step 2/" in line:
-            os.killpg(proc.pid, signal.SIGTERM)
-            break
-    rest = proc.stdout.read()
-    proc.wait(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM, rest
-    assert "continue with --resume" in rest
-    ckpt = torch.load(out / "checkpoint.pth", weights_only=True)
-    assert ckpt["epoch"] == 0 and ckpt["step"] >= 2
+    _terminate_at_step(argv, out, 2, group=True)
 
 
 def test_weights_that_are_not_finite_are_never_written(tiny, tmp_path):
