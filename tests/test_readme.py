@@ -43,3 +43,13 @@ def test_model_table_matches_measurement(row):
     name, params_m, gmacs = row
     info = model_info(name, (224, 224))
     assert f"{info['params'] / 1e6:.2f}" == params_m and f"{info['macs'] / 1e9:.3f}" == gmacs
+
+
+def test_cpu_only_install_is_shown():
+    """The default wheels bring ~3 GB of CUDA libraries that a CPU-only machine never uses."""
+    assert "pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu" in README
+
+
+def test_pretrained_is_described_once_for_every_command():
+    assert README.count("`--pretrained [official|PATH|URL]` means the same in `train`, `validate`, `export` and") == 1
+    assert "--pretrained PATH|URL|official" not in README
