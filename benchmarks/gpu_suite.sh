@@ -30,7 +30,7 @@ mkdir -p "$out"
 shift || true
 parts=${*:-tests models modes fused latency op profile bound scnet}
 export TRITON_CACHE_AUTOTUNING=1 PYTHONUNBUFFERED=1
-bench() { python -m adaptconv.cli.main benchmark "$@" --output "$out" --plot; }
+bench() { python -m adaptconv.cli.main benchmark "$@" --output "$out" --overwrite --plot; }
 script() { local name=$1; shift; python -m "benchmarks.$name" "$@" --output "$out"; }  # a script of benchmarks/
 status=0
 for part in $parts; do

@@ -13,6 +13,26 @@ import torch
 os.environ.setdefault("ADAPTCONV_AUTOTUNE", "0")
 
 
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """A tiny .npz data set (clirun.make_tiny_npz): 48 training and 16 validation 16x16 grey images, 4 classes."""
+    from clirun import make_tiny_npz
+
+    return make_tiny_npz(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def finished(tiny, tmp_path_factory):
+    """One uninterrupted 2-epoch run of ``adaptconv train`` on ``tiny``, checkpointing every step (shared: copy it
+    before writing into it)."""
+    from clirun import MODULE, run, train_args
+
+    out = tmp_path_factory.mktemp("runs") / "a"
+    result = run(train_args(tiny, out, "--checkpoint-every-steps", "1"), cli=MODULE)
+    assert "done: rednet26 (width 0.25), 2 epochs" in result.stdout
+    return out
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -92,3 +92,13 @@ def test_list_and_info_run_as_the_readme_shows():
     out = subprocess.run([sys.executable, "-m", "adaptconv.cli.main", "info", "rednet26", "--input-size", "64", "64"],
                          capture_output=True, text=True, timeout=120, check=True).stdout  # fmt: skip
     assert "rednet26" in out and "MACs@64x64" in out
+
+
+def test_cpu_only_install_is_shown():
+    """The default wheels bring ~3 GB of CUDA libraries that a CPU-only machine never uses."""
+    assert "pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu" in README
+
+
+def test_pretrained_is_described_once_for_every_command():
+    assert README.count("`--pretrained [official|PATH|URL]` means the same in `train`, `validate`, `export` and") == 1
+    assert "--pretrained PATH|URL|official" not in README

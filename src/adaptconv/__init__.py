@@ -1,30 +1,28 @@
 """adaptconv: self-calibrated convolution (SCNet, CVPR 2020) and involution (RedNet, CVPR 2021) for PyTorch.
 
-Importing the package registers its models with timm, so ``timm.create_model('rednet50')`` works too.
-``adaptconv.detection`` (torchvision's detectors on our backbones) is imported on first use.
+Importing the package registers its operators with ``torch.library`` and its models with timm, so
+``timm.create_model('rednet50')`` works too (:mod:`adaptconv.timm_registration`: timm itself is imported only when
+something needs it). The other names, and ``adaptconv.detection``, load on first use.
 """
 
-from .models import (
-    CheckpointError,
-    create_model,
-    get_pretrained_config,
-    list_models,
-    load_official_checkpoint,
-    official_state_dict,
-)
+from typing import TYPE_CHECKING
+
+from .lazy import lazy_exports
 from .ops import Involution2d, SelfCalibratedConv2d, involution_aggregate
+from .timm_registration import register_when_timm_is_imported
+
+if TYPE_CHECKING:
+    from . import detection  # noqa: F401
+    from .models import (
+        CheckpointError,
+        create_model,
+        get_pretrained_config,
+        list_models,
+        load_official_checkpoint,
+        official_state_dict,
+    )
 
 __version__ = "0.1.0"
-
-
-def __getattr__(name: str):
-    # The detection builders import torchvision's detection models: load them only when asked for.
-    if name == "detection":
-        import importlib
-
-        return importlib.import_module(".detection", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 __all__ = [
     "CheckpointError",
@@ -37,3 +35,18 @@ __all__ = [
     "load_official_checkpoint",
     "official_state_dict",
 ]
+
+_LAZY = {"detection": ".detection"} | {
+    name: ".models"
+    for name in (
+        "CheckpointError",
+        "create_model",
+        "get_pretrained_config",
+        "list_models",
+        "load_official_checkpoint",
+        "official_state_dict",
+    )  # fmt: skip
+}
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
+
+register_when_timm_is_imported()

@@ -30,7 +30,7 @@ def test_embedded_is_balanced_small_and_attributed():
 
 
 @pytest.mark.skipif(not (DEBIAN_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
-                    reason="Debian's dataset-fashion-mnist package is not installed")  # fmt: skip
+                    reason="the Fashion-MNIST source files are not on this machine (assets/README.md)")  # fmt: skip
 def test_embedded_file_is_what_the_build_script_makes():
     shipped = np.load(ASSETS / "fashion_mnist_subset.npz")
     rebuilt = build()

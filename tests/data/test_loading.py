@@ -5,9 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from adaptconv.data import AugmentedDataset, DataConfig, DataError, EpochSampler, ShardSampler, build_transform
+from adaptconv.data import (
+    AugmentedDataset,
+    BadImageError,
+    DataConfig,
+    DataError,
+    EpochSampler,
+    ShardSampler,
+    build_transform,
+)
 from adaptconv.data.datasets import ArrayDataset
-from adaptconv.data.loading import collate_skipping
+from adaptconv.data.loading import SkippedImage, collate_skipping
 
 
 def _dataset(n: int = 23) -> ArrayDataset:
@@ -56,8 +64,19 @@ def test_shard_sampler_covers_everything_once():
     assert sorted(sum(shards, [])) == list(range(10))
 
 
-def test_collate_skipping_counts_and_refuses_an_empty_batch():
-    images, labels, skipped = collate_skipping([(torch.zeros(2), 1), None, (torch.ones(2), 0)])
-    assert images.shape == (2, 2) and labels.tolist() == [1, 0] and skipped == 1
-    with pytest.raises(DataError, match="none of the 2 images"):
-        collate_skipping([None, None])
+def test_collate_skipping_names_and_refuses_an_empty_batch():
+    bad = SkippedImage("x/1.png", "broken data stream")
+    images, labels, skipped = collate_skipping([(torch.zeros(2), 1), bad, (torch.ones(2), 0)])
+    assert images.shape == (2, 2) and labels.tolist() == [1, 0] and skipped == [bad]
+    with pytest.raises(DataError, match=r"none of the 2 images .*\(x/1\.png, x/1\.png\)"):
+        collate_skipping([bad, bad])
+
+
+def test_skipped_images_carry_their_name_through_the_dataset():
+    class Broken(ArrayDataset):
+        def __getitem__(self, index):
+            raise BadImageError(f"img{index}.jpg", "truncated")
+
+    base = _dataset()
+    ds = AugmentedDataset(Broken(base.images, base.labels, base.classes), lambda x: x, skip_bad=True)
+    assert ds[3] == SkippedImage("img3.jpg", "truncated")

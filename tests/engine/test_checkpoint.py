@@ -64,3 +64,65 @@ def test_weights_file_is_not_a_training_checkpoint(tmp_path):
         load_training_checkpoint(tmp_path / "w.pth")
     with pytest.raises(CheckpointError, match="no such file"):
         load_training_checkpoint(tmp_path / "none.pth")
+
+
+def _flip_a_data_bit(path, tmp_path):
+    """A copy of ``path`` with one bit flipped inside a tensor's bytes (the zip member's data, past its header)."""
+    import struct
+    import zipfile
+
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        member = next(i for i in archive.infolist() if "/data/" in i.filename)
+    name_len, extra_len = struct.unpack("<HH", data[member.header_offset + 26 : member.header_offset + 30])
+    data[member.header_offset + 30 + name_len + extra_len + 3] ^= 0x10
+    out = tmp_path / "flipped.pth"
+    out.write_bytes(bytes(data))
+    return out, member.filename
+
+
+def test_a_flipped_bit_is_refused_on_every_path(tmp_path):
+    import adaptconv
+
+    model = adaptconv.create_model("rednet26", channels=(16, 32, 64, 128), num_classes=3)
+    atomic_save({"state_dict": model.state_dict(), **_training_keys()}, tmp_path / "run.pth")
+    flipped, member = _flip_a_data_bit(tmp_path / "run.pth", tmp_path)
+    with pytest.raises(CheckpointError, match=f"is damaged: the data of {member} does not match the checksum"):
+        load_training_checkpoint(flipped)
+    with pytest.raises(CheckpointError, match="does not match the checksum"):
+        adaptconv.load_official_checkpoint(model, flipped)
+    assert training_record(flipped) is None
+
+
+def _training_keys() -> dict:
+    return {"arch": "rednet26", "epoch": 1, "step": 0, "optimizer": {}, "args": {}}
+
+
+def test_torch_refusal_of_unsafe_pickles_is_recognised_in_any_case(tmp_path, monkeypatch):
+    """torch 2.14 says 'unsupported GLOBAL posix.system', older ones 'Unsupported global: GLOBAL ...'."""
+    import os
+    import pickle
+
+    from adaptconv.models.checkpoint import read_torch_file
+
+    torch.save({"a": torch.ones(1), "b": os.system}, tmp_path / "evil.pth")
+    with pytest.raises(CheckpointError, match=r"objects besides tensors \(such as posix\.system\)"):
+        read_torch_file(tmp_path / "evil.pth")
+    for said in ("Trying to load unsupported GLOBAL posix.system whose module posix is blocked.",
+                 "Unsupported global: GLOBAL posix.system was not an allowed global by default."):  # fmt: skip
+        monkeypatch.setattr(
+            torch, "load", lambda *a, said=said, **k: (_ for _ in ()).throw(pickle.UnpicklingError(said))
+        )
+        with pytest.raises(CheckpointError, match=r"such as posix\.system\).*unsafe unpickling"):
+            read_torch_file(tmp_path / "evil.pth")
+
+
+def test_checkpoint_files_follow_the_umask(tmp_path):
+    import os
+
+    previous = os.umask(0o027)
+    try:
+        atomic_save({"a": torch.ones(1)}, tmp_path / "c.pth")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "c.pth").stat().st_mode & 0o777 == 0o640

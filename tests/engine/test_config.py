@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 import pytest
 
 from adaptconv.engine import RECIPES, TrainConfig, resolve_config
@@ -36,3 +39,23 @@ def test_scnet_recipe_and_explicit_values_win():
 def test_unknown_recipe():
     with pytest.raises(ValueError, match="unknown --recipe"):
         resolve_config(TrainConfig(recipe="nope"))
+
+
+def test_loader_workers_default_to_the_cores_this_process_may_use(monkeypatch):
+    """Four workers on a 2-core machine made PyTorch warn of excessive worker creation on every run."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert resolve_config(TrainConfig(data="d")).workers == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    assert resolve_config(TrainConfig(data="d")).workers == 4
+    assert resolve_config(TrainConfig(data="d", workers=7)).workers == 7
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("lr", float("nan"), "--lr: must be a finite number > 0"), ("lr", 1e39, "<= 3.40282e+38"),
+     ("batch_size", 0, "-b/--batch-size: must be an integer >= 1"), ("workers", -1, "-j/--workers"),
+     ("momentum", 1.0, "--momentum: must be a finite number >= 0 and < 1")],
+)  # fmt: skip
+def test_numbers_are_checked_for_callers_from_python(field, value, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        resolve_config(TrainConfig(data="d", **{field: value}))

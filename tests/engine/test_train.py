@@ -9,60 +9,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from clirun import ENV, MODULE, STEPS_PER_EPOCH, weights
+from clirun import run as run_cli
+from clirun import train_args as args
 
 from adaptconv.engine.loggers import read_summary
 
-CLI = [sys.executable, "-m", "adaptconv.cli.main"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "WANDB_SILENT": "true"}
-STEPS_PER_EPOCH = 6  # 48 training images, batch 8
+CLI = MODULE
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    """4 classes of 16x16 grey images, each class a bright horizontal band at its own height, plus noise."""
-    rng = np.random.default_rng(0)
-    root = tmp_path_factory.mktemp("tiny")
-
-    def split(n):
-        y = (np.arange(n) % 4).astype(np.uint8)
-        x = (rng.random((n, 16, 16)) * 60).astype(np.uint8)
-        for i in range(n):
-            x[i, 4 * y[i] : 4 * y[i] + 4] += 150
-        return x, y
-
-    (xt, yt), (xv, yv) = split(48), split(16)
-    np.savez(root / "tiny.npz", x_train=xt, y_train=yt, x_test=xv, y_test=yv)
-    return root / "tiny.npz"
-
-
-def args(tiny: Path, output: Path, *extra: str) -> list[str]:
-    return ["train", "--dataset", f"npz:{tiny}", "-a", "rednet26", "--width", "0.25", "-b", "8", "--epochs", "2",
-            "--lr", "0.05", "--schedule", "cosine", "-j", "0", "-p", "1", "--output", str(output), *extra]  # fmt: skip
-
-
-def run(argv: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess:
-    result = subprocess.run(CLI + argv, capture_output=True, text=True, env=ENV, timeout=600, **kw)
-    if check and result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def weights(path: Path) -> dict[str, torch.Tensor]:
-    ckpt = torch.load(path, weights_only=True)
-    return {**{f"model.{k}": v for k, v in ckpt["state_dict"].items()},
-            **{f"momentum.{k}": v["momentum_buffer"] for k, v in ckpt["optimizer"]["state"].items()}}  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def finished(tiny, tmp_path_factory) -> Path:
-    """One uninterrupted 2-epoch run, checkpointing every step."""
-    out = tmp_path_factory.mktemp("runs") / "a"
-    result = run(args(tiny, out, "--checkpoint-every-steps", "1"))
-    assert "done: rednet26 (width 0.25), 2 epochs" in result.stdout
-    return out
+def run(argv: list[str], check: bool = True, **kw):
+    return run_cli(argv, check, cli=CLI, **kw)
 
 
 def test_run_writes_checkpoints_and_summary(finished):
@@ -105,20 +64,29 @@ def test_killed_run_resumes_bit_identically(tiny, finished, tmp_path):
     ]
 
 
-def test_sigterm_saves_a_checkpoint_and_exits(tiny, tmp_path):
-    out = tmp_path / "t"
-    proc = subprocess.Popen(CLI + args(tiny, out), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)  # fmt: skip
+def _terminate_at_step(argv: list[str], out: Path, step: int, group: bool = False) -> None:
+    """Run ``adaptconv ARGV`` and send SIGTERM when it logs ``step`` (with ``group``, to its whole process group,
+    as a scheduler does): it must save a checkpoint at that step or later in the first epoch and exit 143."""
+    marker = f"step {step}/"
+    proc = subprocess.Popen(CLI + argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=group)  # fmt: skip
     for line in proc.stdout:
-        if "step 3/" in line:
-            proc.send_signal(signal.SIGTERM)
+        if marker in line:
+            if group:
+                os.killpg(proc.pid, signal.SIGTERM)
+            else:
+                proc.send_signal(signal.SIGTERM)
             break
     rest = proc.stdout.read()
-    proc.wait(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM, rest
-    assert "--resume" in rest
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM, rest
+    assert "continue with --resume" in rest
     ckpt = torch.load(out / "checkpoint.pth", weights_only=True)
-    assert ckpt["epoch"] == 0 and ckpt["step"] >= 3
+    assert ckpt["epoch"] == 0 and ckpt["step"] >= step
+
+
+def test_sigterm_saves_a_checkpoint_and_exits(tiny, tmp_path):
+    out = tmp_path / "t"
+    _terminate_at_step(args(tiny, out), out, 3)
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny, tmp_path):
@@ -158,6 +126,46 @@ def test_bad_images_are_named_or_skipped(tmp_path):
     assert result.returncode == 1 and str(bad) in result.stderr and "Traceback" not in result.stderr
     result = run([*base, str(tmp_path / "o2"), "--skip-bad-images"])
     assert "skipped images: 1" in result.stdout
+
+
+def test_skipped_images_are_counted_per_split_and_named(tmp_path):
+    """One bad file in train (a PNG with one damaged byte, which crashed the decoder) and one in val: both skipped,
+    both counted, both named."""
+    from data.test_datasets import make_folder
+
+    root = make_folder(tmp_path / "d", per_class=4, size=(20, 20))
+    png = root / "train" / "a" / "1.png"
+    data = bytearray(png.read_bytes())
+    data[len(data) // 2] ^= 0x55
+    png.write_bytes(bytes(data))
+    (root / "val" / "b" / "2.jpg").write_bytes(b"this is text, not a JPEG")
+    result = run(["train", str(root), "-a", "rednet26", "--width", "0.25", "-b", "4", "--epochs", "1", "--img-size",
+                  "16", "-j", "0", "--skip-bad-images", "--output", str(tmp_path / "o")])  # fmt: skip
+    summary = result.stdout[result.stdout.index("done:") :]
+    assert f"skipped images: 2 (train 1: {png}; val 1: {root / 'val' / 'b' / '2.jpg'})" in summary, summary
+    assert f"skipped train image {png}" in result.stderr
+
+
+def test_sigterm_to_the_process_group_with_loader_workers(tmp_path):
+    """What a scheduler does (Slurm, kill -TERM -PGID): the loader workers get the signal too; the run must still
+    save a checkpoint and exit with 143."""
+    from data.test_datasets import make_folder
+
+    root = make_folder(tmp_path / "d", per_class=8, size=(20, 20))
+    out = tmp_path / "o"
+    argv = ["train", str(root), "-a", "rednet26", "--width", "0.25", "-b", "4", "--epochs", "2", "--img-size", "16",
+            "-j", "2", "-p", "1", "--output", str(out)]  # fmt: skip
+    _terminate_at_step(argv, out, 2, group=True)
+
+
+def test_weights_that_are_not_finite_are_never_written(tiny, tmp_path):
+    """A huge learning rate and weight decay overflow the weights at the first step while its loss is finite."""
+    out = tmp_path / "w"
+    result = run(args(tiny, out, "--lr", "1e38", "--wd", "1e38", "--checkpoint-every-steps", "1"), check=False)
+    assert result.returncode == 1 and "NaN or infinite" in result.stderr and "Traceback" not in result.stderr
+    for path in out.glob("*.pth"):
+        ckpt = torch.load(path, weights_only=True)
+        assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point()), path
 
 
 def test_missing_data_folder(tmp_path):

@@ -30,9 +30,9 @@ def photo():
 
 @pytest.fixture(scope="module")
 def scnet():
-    return load_model("scnet50", "none").model
+    return load_model("scnet50").model
 
 
 @pytest.fixture(scope="module")
 def rednet():
-    return load_model("rednet26", "none").model
+    return load_model("rednet26").model

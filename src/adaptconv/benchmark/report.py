@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from ..files import atomic_write
 
 __all__ = ["markdown", "plot_ratios", "write_json"]
 
 
-def write_json(path: Path, environment: dict, options: dict, rows: list[dict]) -> Path:
-    """``{environment, options, rows}`` to ``path``, written atomically (a temporary file renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(dict(environment=environment, options=options, rows=rows), f, indent=1)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; a results file is for everyone to read
-    os.replace(tmp, path)
-    return path
+def write_json(path: Path, environment: dict, options: dict, rows: list[dict], overwrite: bool = True) -> Path:
+    """``{environment, options, rows}`` to ``path``, written atomically; ``overwrite=False`` refuses an existing
+    file (``FileExistsError``)."""
+    text = json.dumps(dict(environment=environment, options=options, rows=rows), indent=1)
+    return atomic_write(path, lambda f: f.write(text.encode()), overwrite=overwrite)
 
 
 def _num(value: float | None, spec: str) -> str:

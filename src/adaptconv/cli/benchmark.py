@@ -6,28 +6,23 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
+#: where a run's results go unless --output says otherwise: a folder of the user's, beside 'adaptconv train''s
+#: output/train (the repository's committed results in benchmarks/results are only written when asked for)
+DEFAULT_OUTPUT = Path("output") / "benchmark"
 
-from ..benchmark.harness import MODES
 
-
-def add_benchmark_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "benchmark",
-        help="img/s, ms/step and peak memory of models against a ResNet baseline measured in the same run",
-        description="Times each model and its baseline (timm's ResNet of the same depth, or --baseline) one after "
-        "the other in one process: median of --repeats steps after --warmup, cycling through --input-sets "
-        "batches. Defaults on a GPU: train at batch 128 and inference at 256, bf16, channels_last; on a CPU: "
-        "inference latency at batch 1 (a training step at batch 8), fp32.",
-    )
-    from ..benchmark.harness import VARIANTS
+def benchmark_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``adaptconv benchmark``."""
+    from ..benchmark.harness import MODES, VARIANTS
+    from ..engine.limits import COUNT, NON_NEGATIVE_COUNT
+    from .arguments import checked
 
     p.add_argument("models", nargs="*", default=["rednet50", "scnet50"], metavar="MODEL",
                    help="default: rednet50 scnet50; a model may take +VARIANT suffixes: "
                         + ", ".join(f"{v} ({family})" for v, (family, _) in VARIANTS.items()))  # fmt: skip
     p.add_argument("--baseline", help="one baseline for every model (default: the ResNet of the same depth)")
     p.add_argument("--task", nargs="+", choices=["inference", "train"], help="default: both on a GPU, inference on CPU")
-    p.add_argument("--batch-size", "-b", nargs="+", type=int, metavar="N",
+    p.add_argument("--batch-size", "-b", nargs="+", type=checked("batch_size"), metavar="N",
                    help="default: train 128 and inference 256 on a GPU; train 8 and inference 1 on a CPU")  # fmt: skip
     p.add_argument("--dtype", nargs="+", choices=["fp32", "bf16", "fp16"], help="default: bf16 on a GPU, fp32 on CPU")
     p.add_argument("--layout", nargs="+", choices=["nchw", "channels_last"],
@@ -39,20 +34,30 @@ def add_benchmark_parser(sub) -> argparse.ArgumentParser:
         default=["eager"],
         help="eager, torch.compile, or torch.compile with CUDA graphs (reduce-overhead); default: eager",
     )
-    p.add_argument("--img-size", type=int, default=224, help="default: 224")
-    p.add_argument("--repeats", type=int, default=20, help="timed steps per setting, median reported (default 20)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
-    p.add_argument("--input-sets", type=int, default=3, help="different random batches cycled through (default 3)")
+    p.add_argument("--img-size", type=checked("img_size"), default=224, help="default: 224")
+    p.add_argument("--repeats", type=checked("repeats", COUNT), default=20,
+                   help="timed steps per setting, median reported (default 20)")  # fmt: skip
+    p.add_argument("--warmup", type=checked("warmup", NON_NEGATIVE_COUNT), default=5,
+                   help="untimed steps first (default 5)")  # fmt: skip
+    p.add_argument("--input-sets", type=checked("input_sets", COUNT), default=3,
+                   help="different random batches cycled through (default 3)")  # fmt: skip
     p.add_argument("--device", choices=["cuda", "cpu"], help="default: cuda if available")
-    p.add_argument("--output", default="benchmarks/results", help="folder for the results (default %(default)s)")
+    p.add_argument("--output", default=str(DEFAULT_OUTPUT), help="folder for the results (default %(default)s)")
     p.add_argument("--name", default="models", help="results go to NAME-DEVICE.json/.md (default %(default)s)")
     p.add_argument("--plot", action="store_true", help="also draw the ratios to NAME-DEVICE.png (needs matplotlib)")
-    p.set_defaults(func=cmd_benchmark)
-    return p
+    p.add_argument("--overwrite", action="store_true", help="replace result files that exist (default: refuse)")
+
+
+def _result_files(args: argparse.Namespace, device: str) -> list[Path]:
+    stem = Path(args.output) / f"{args.name}-{device}"
+    return [stem.with_suffix(s) for s in (".json", ".md", *([".png"] if args.plot else []))]
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
+    import torch
+
     from ..benchmark import environment, markdown, plot_ratios, run, settings, write_json
+    from ..files import atomic_write
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
@@ -65,24 +70,25 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     else:
         # a training step needs more than one image a batch (batch norm); latency is the CPU's inference figure
         batches = {"train": [128], "inference": [256]} if gpu else {"train": [8], "inference": [1]}
-    for flag in ("repeats", "img_size", "input_sets"):
-        if getattr(args, flag) < 1:
-            print(f"adaptconv benchmark: error: --{flag.replace('_', '-')} must be at least 1", file=sys.stderr)
-            return 2
     try:
         todo = settings(args.models, tasks, batches, args.dtype or (["bf16"] if gpu else ["fp32"]),
                         args.layout or (["channels_last"] if gpu else ["nchw"]), args.mode, args.img_size)  # fmt: skip
     except ValueError as e:
         print(f"adaptconv benchmark: error: {e}", file=sys.stderr)
         return 2
+    existing = [str(f) for f in _result_files(args, device) if f.exists()]
+    if existing and not args.overwrite:
+        print(f"adaptconv benchmark: error: {' and '.join(existing)} exist(s): pass --overwrite to replace them, or "
+              "choose another --output or --name", file=sys.stderr)  # fmt: skip
+        return 2
     env = environment(device)
     rows = run(todo, device, args.baseline, args.repeats, args.warmup, args.input_sets,
                progress=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
-    options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "output")}  # no paths of the machine
+    options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "output", "overwrite")}
     out = Path(args.output)
-    path = write_json(out / f"{args.name}-{device}.json", env, options, rows)
+    path = write_json(out / f"{args.name}-{device}.json", env, options, rows, overwrite=args.overwrite)
     table = markdown(rows, env)
-    (out / f"{args.name}-{device}.md").write_text(table)
+    atomic_write(out / f"{args.name}-{device}.md", lambda f: f.write(table.encode()), overwrite=args.overwrite)
     print(table)
     print(f"wrote {path} and {path.with_suffix('.md')}")
     if args.plot:

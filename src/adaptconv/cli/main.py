@@ -14,15 +14,13 @@ Commands:
 from __future__ import annotations
 
 import argparse
-import re
 import sys
+from collections.abc import Callable
 
-import torch
+from .arguments import add_pretrained_argument
 
-from ..models import create_model, get_pretrained_config, list_models
-from ..models.complexity import count_macs, count_params
-from .benchmark import add_benchmark_parser
-from .train import add_train_parser, add_validate_parser, to_config
+# Only the chosen command's arguments are set up, and each command imports what it needs when it runs:
+# 'adaptconv --help' and 'adaptconv list' import neither timm nor the models (see benchmarks/startup_time.py).
 
 
 def _fmt(value, spec: str = "", missing: str = "-") -> str:
@@ -36,9 +34,14 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from fnmatch import fnmatch
+
+    from ..models.pretrained import PRETRAINED  # the configuration table alone: no timm, no models
+
     rows = []
-    for name in list_models(args.pattern):
-        c = get_pretrained_config(name)
+    for name, c in PRETRAINED.items():
+        if not fnmatch(name, args.pattern):
+            continue
         weights = "download" if c.url else ("manual download" if c.released else "none released")
         rows.append([name, _fmt(c.paper_top1, ".2f"), _fmt(c.paper_top5, ".2f"), weights])
     print(_table(rows, ["model", "paper top-1", "paper top-5", "official weights"]))
@@ -47,6 +50,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def model_info(name: str, input_size: tuple[int, int]) -> dict:
     """Parameters and MACs of ``name`` at ``input_size``, with the paper's figures."""
+    import torch
+
+    from ..models import create_model, get_pretrained_config
+    from ..models.complexity import count_macs, count_params
+
     with torch.device("meta"):
         model = create_model(name)
     c = get_pretrained_config(name)
@@ -62,6 +70,8 @@ def model_info(name: str, input_size: tuple[int, int]) -> dict:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from ..models import list_models
+
     names = args.models or list_models()
     unknown = [n for n in names if n not in list_models()]
     if unknown:
@@ -86,6 +96,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ..engine import train
+    from .train import to_config
 
     train(to_config(args))
     return 0
@@ -93,9 +104,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from ..engine import validate
+    from .train import to_config
 
     if not args.checkpoint and not args.pretrained:
-        print("adaptconv validate: give --checkpoint PATH or --pretrained [PATH|URL]", file=sys.stderr)
+        print("adaptconv validate: error: give --checkpoint PATH or --pretrained [official|PATH|URL]", file=sys.stderr)
         return 2
     validate(to_config(args))
     return 0
@@ -116,10 +128,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from ..export import export_model  # lazy: torch.export and ONNX machinery only when exporting
 
-    # "official" names the official weights, like pretrained=True; anything else is a path or URL.
-    pretrained = True if args.pretrained == "official" else (args.pretrained or False)
     try:
-        result = export_model(args.model, args.format, args.output, args.input_size, pretrained, args.opset)
+        result = export_model(args.model, args.format, args.output, args.input_size, args.pretrained or False,
+                              args.opset)  # fmt: skip
     except (ValueError, ImportError) as e:  # bad arguments, unreadable weights (CheckpointError), missing packages
         print(f"adaptconv export: {e}", file=sys.stderr)
         return 2
@@ -128,18 +139,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_export_parser(sub) -> None:
+def _export_arguments(p: argparse.ArgumentParser) -> None:
     from ..export.exporter import FORMATS
     from ..export.onnx_export import DEFAULT_OPSET
 
-    p = sub.add_parser("export", help="export a model to ONNX or a torch.export program (.pt2)")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--format", choices=list(FORMATS), default="onnx", help="default: onnx")
     p.add_argument("--output", "-o", metavar="PATH", help="default: MODEL.onnx or MODEL.pt2")
     p.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"), help="tracing size; default 224 224")
-    p.add_argument("--pretrained", metavar="PATH|URL|official", help="weights to load; default: random init")
+    add_pretrained_argument(p)
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset, >= 17 (default {DEFAULT_OPSET})")
-    p.set_defaults(func=cmd_export)
 
 
 def cmd_visualize(args: argparse.Namespace) -> int:
@@ -172,16 +181,12 @@ def _pixel(text: str) -> tuple[int, int]:
     return x, y
 
 
-def _add_visualize_parser(sub) -> None:
+def _visualize_arguments(p: argparse.ArgumentParser) -> None:
     from ..visualize.pictures import KINDS
 
-    p = sub.add_parser("visualize", help="pictures of a model on an image: Grad-CAM, calibration gates, involution")
     p.add_argument("image", nargs="?", metavar="IMAGE", help="default: a photo shipped with the package (a cat, CC0)")
     p.add_argument("--model", default="scnet50", help="an adaptconv model (default scnet50)")
-    p.add_argument(
-        "--pretrained", metavar="PATH|URL|official|none",
-        help="weights; default: the official ones if already downloaded, else random (nothing is downloaded)",
-    )  # fmt: skip
+    add_pretrained_argument(p)
     p.add_argument(
         "--kind", choices=[*KINDS, "all"], default="all",
         help="picture(s); default all that apply: gradcam, plus calibration (scnet*) or involution (rednet*)",
@@ -202,62 +207,124 @@ def _add_visualize_parser(sub) -> None:
         "--class", dest="class_index", type=int, metavar="N", help="class Grad-CAM explains (default: top-1)"
     )
     p.add_argument("--output", "-o", default="pictures", metavar="DIR", help="folder for the PNGs (default pictures)")
-    p.set_defaults(func=cmd_visualize)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="adaptconv", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_train_parser(sub).set_defaults(func=cmd_train)
-    add_validate_parser(sub).set_defaults(func=cmd_validate)
-    p = sub.add_parser("plot", help="draw a run's curves from its summary.csv")
+def _plot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--output", default=None, help="PNG path (default RUN_DIR/curves.png)")
-    p.set_defaults(func=cmd_plot)
-    p = sub.add_parser("list", help="list the models")
+
+
+def _list_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'rednet*'")
-    p.set_defaults(func=cmd_list)
-    p = sub.add_parser("info", help="parameters and MACs of models (all if none named)")
+
+
+def _info_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("models", nargs="*", metavar="MODEL")
     p.add_argument("--input-size", nargs=2, type=int, default=(224, 224), metavar=("H", "W"))
-    p.set_defaults(func=cmd_info)
-    _add_export_parser(sub)
-    add_benchmark_parser(sub)
-    _add_visualize_parser(sub)
+
+
+def _train_arguments(p: argparse.ArgumentParser) -> None:
+    from .train import train_arguments
+
+    train_arguments(p)
+
+
+def _validate_arguments(p: argparse.ArgumentParser) -> None:
+    from .train import validate_arguments
+
+    validate_arguments(p)
+
+
+def _benchmark_arguments(p: argparse.ArgumentParser) -> None:
+    from .benchmark import benchmark_arguments
+
+    benchmark_arguments(p)
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from .benchmark import cmd_benchmark
+
+    return cmd_benchmark(args)
+
+
+#: command -> (one-line help, description, function that adds its arguments, function that runs it)
+COMMANDS: dict[str, tuple[str, str | None, Callable[[argparse.ArgumentParser], None], Callable]] = {
+    "train": ("train a model (default: on the embedded data set)", "Train (or with -e evaluate) a classifier.",
+              _train_arguments, cmd_train),
+    "validate": ("evaluate a checkpoint or pretrained weights",
+                 "Top-1, top-5, loss and throughput on a validation split.", _validate_arguments, cmd_validate),
+    "plot": ("draw a run's curves from its summary.csv", None, _plot_arguments, cmd_plot),
+    "list": ("list the models", None, _list_arguments, cmd_list),
+    "info": ("parameters and MACs of models (all if none named)", None, _info_arguments, cmd_info),
+    "export": ("export a model to ONNX or a torch.export program (.pt2)", None, _export_arguments, cmd_export),
+    "benchmark": ("img/s, ms/step and peak memory of models against a ResNet baseline measured in the same run",
+                  "Times each model and its baseline (timm's ResNet of the same depth, or --baseline) one after the "
+                  "other in one process: median of --repeats steps after --warmup, cycling through --input-sets "
+                  "batches. Defaults on a GPU: train at batch 128 and inference at 256, bf16, channels_last; on a "
+                  "CPU: inference latency at batch 1 (a training step at batch 8), fp32. Results go to --output.",
+                  _benchmark_arguments, cmd_benchmark),
+    "visualize": ("pictures of a model on an image: Grad-CAM, calibration gates, involution", None,
+                  _visualize_arguments, cmd_visualize),
+}  # fmt: skip
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors are one line and a pointer to ``--help`` (not the whole usage text)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``adaptconv`` parser. With ``argv``, only the command it names gets its arguments (the others, only
+    their line in the list of commands), so that parsing imports nothing another command needs."""
+    parser = _Parser(prog="adaptconv", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    chosen = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
+    for name, (help_, description, arguments, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=description or help_)
+        if chosen is None or chosen == name:
+            arguments(p)
+            p.set_defaults(func=run)
     return parser
 
 
-def _last_line(e: BaseException) -> str:
-    """The message of an error, also one re-raised from a worker process (whose text ends with the worker's
-    traceback: its last line is 'module.ErrorName: message')."""
-    lines = [line for line in str(e).strip().splitlines() if line.strip()]
-    if not lines:
-        return type(e).__name__
-    return re.sub(r"^[\w.]*Error: ", "", lines[-1])
+def user_message(e: BaseException) -> str | None:
+    """The whole message of an error that is the user's to fix, without any traceback; ``None`` for other errors
+    (bugs, which keep their traceback). An error raised in a data-loading worker or a spawned process reaches us
+    with the worker's traceback in its text: the message is what follows the traceback's last frame."""
+    from ..engine import user_errors
+
+    names = {cls.__name__ for cls in user_errors()}
+    text = str(e).strip()
+    lines = text.splitlines()
+    frames = [i for i, line in enumerate(lines) if line.startswith('  File "')]
+    if frames:  # the re-raised text ends with 'module.ErrorName: message', after the frames' code lines
+        rest = lines[frames[-1] + 1 :]
+        while rest and (not rest[0].strip() or rest[0].startswith(" ")):
+            rest = rest[1:]
+        if not rest:
+            return None
+        error, _, first = rest[0].partition(": ")
+        if error.rsplit(".", 1)[-1] not in names:
+            return None
+        return "\n".join([first, *rest[1:]]).strip()
+    if isinstance(e, tuple(user_errors())):
+        return text or type(e).__name__
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from ..engine import UserError
-
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return args.func(args)
-    except UserError as e:
-        print(f"adaptconv {args.command}: error: {_last_line(e)}", file=sys.stderr)
+    except Exception as e:
+        message = user_message(e)
+        if message is None:
+            raise
+        print(f"adaptconv {args.command}: error: {message}", file=sys.stderr)
         return 1
-    except Exception as e:  # a spawned process re-raises our errors as another type, with their traceback
-        names = {c.__name__ for base in UserError for c in [base, *_subclasses(base)]}
-        last = str(e).strip().splitlines()[-1] if str(e).strip() else ""
-        if re.match(rf"^[\w.]*\b({'|'.join(names)}): ", last):
-            print(f"adaptconv {args.command}: error: {_last_line(e)}", file=sys.stderr)
-            return 1
-        raise
-
-
-def _subclasses(cls: type) -> list[type]:
-    return [c for sub in cls.__subclasses__() for c in [sub, *_subclasses(sub)]]
 
 
 if __name__ == "__main__":

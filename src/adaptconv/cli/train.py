@@ -12,6 +12,7 @@ import argparse
 import ast
 
 from ..engine.config import RECIPES, TrainConfig
+from .arguments import add_pretrained_argument, checked
 
 
 def _key_value(text: str) -> tuple[str, object]:
@@ -31,23 +32,32 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                         "embedded Fashion-MNIST subset")  # fmt: skip
     p.add_argument("--dataset", default=None, help="'npz:PATH' (JPEG .npz layout) or 'embedded'")
     p.add_argument("-a", "--arch", metavar="ARCH", default=None, help="model name (adaptconv list, or any timm name)")
-    p.add_argument("--width", type=float, default=None, help="multiplier of the stage widths (default 1)")
+    p.add_argument("--width", type=checked("width"), default=None, help="multiplier of the stage widths (default 1)")
     p.add_argument("--model-kwargs", nargs="+", type=_key_value, default=None, metavar="KEY=VALUE",
                    help="more keyword arguments of the model, e.g. fused_involution=True recompute_stem=True "
                         "drop_path_rate=0.05")  # fmt: skip
-    p.add_argument("-j", "--workers", type=int, default=None, metavar="N", help="data loading workers per node")
-    p.add_argument("-b", "--batch-size", type=int, default=None, metavar="N",
+    p.add_argument(
+        "-j",
+        "--workers",
+        type=checked("workers"),
+        default=None,
+        metavar="N",
+        help="data loading workers per node (default: 4, at most the CPU cores this process may use)",
+    )
+    p.add_argument("-b", "--batch-size", type=checked("batch_size"), default=None, metavar="N",
                    help="total batch size over all processes of a node")  # fmt: skip
-    p.add_argument("--img-size", type=int, default=None, help="input size (default: the model's, or the data's own "
-                   "for images of at most 64 px)")  # fmt: skip
-    p.add_argument("--num-classes", type=int, default=None, help="default: the number of classes of the data")
-    p.add_argument("--pretrained", nargs="?", const=True, default=False, metavar="PATH|URL",
-                   help="start from the official weights (or from a checkpoint file or URL)")  # fmt: skip
+    p.add_argument("--img-size", type=checked("img_size"), default=None,
+                   help="input size (default: the model's, or the data's own for images of at most 64 px)")  # fmt: skip
+    p.add_argument("--num-classes", type=checked("num_classes"), default=None,
+                   help="default: the number of classes of the data")  # fmt: skip
+    add_pretrained_argument(p)
     p.add_argument("--amp", choices=("bf16", "fp16"), default=None, help="mixed precision")
-    p.add_argument("--channels-last", action="store_true", help="NHWC memory format")
-    p.add_argument("--skip-bad-images", action="store_true", help="skip (and count) images that cannot be decoded")
-    p.add_argument("-p", "--print-freq", type=int, default=10, metavar="N", help="log every N steps")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random generator (default 0)")
+    p.add_argument("--channels-last", action="store_true", default=None, help="NHWC memory format")
+    p.add_argument("--skip-bad-images", action="store_true", default=None,
+                   help="skip images that cannot be decoded (named in the summary)")  # fmt: skip
+    p.add_argument("-p", "--print-freq", type=checked("print_freq"), default=None, metavar="N",
+                   help="log every N steps (default 10)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=None, help="seed of every random generator (default 0)")
     p.add_argument("--gpu", type=int, default=None, help="GPU id to use (one process)")
     p.add_argument("--cpu", action="store_true", help="stay on the CPU even where a GPU is present")
     p.add_argument("--world-size", type=int, default=-1, help="number of nodes for distributed training")
@@ -58,48 +68,53 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                    help="launch one process per GPU of this node (world size = GPUs x nodes)")  # fmt: skip
 
 
-def add_train_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("train", help="train a model (default: on the embedded data set)",
-                       description="Train (or with -e evaluate) a classifier.")  # fmt: skip
+def train_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``adaptconv train``."""
     _data_args(p)
-    p.add_argument("--epochs", type=int, default=None, metavar="N")
-    p.add_argument("--start-epoch", type=int, default=0, metavar="N", help="manual epoch number (useful on restarts)")
-    p.add_argument("--lr", "--learning-rate", type=float, default=None, dest="lr", help="initial learning rate")
-    p.add_argument("--momentum", type=float, default=None)
-    p.add_argument("--wd", "--weight-decay", type=float, default=None, dest="weight_decay")
-    p.add_argument("--resume", default=None, metavar="PATH", help="continue from a training checkpoint")
+    p.add_argument("--epochs", type=checked("epochs"), default=None, metavar="N")
+    p.add_argument("--start-epoch", type=checked("start_epoch"), default=None, metavar="N",
+                   help="manual epoch number (useful on restarts)")  # fmt: skip
+    p.add_argument("--lr", "--learning-rate", type=checked("lr"), default=None, dest="lr",
+                   help="initial learning rate")  # fmt: skip
+    p.add_argument("--momentum", type=checked("momentum"), default=None)
+    p.add_argument("--wd", "--weight-decay", type=checked("weight_decay"), default=None, dest="weight_decay")
+    p.add_argument("--resume", default=None, metavar="PATH",
+                   help="continue a run from its checkpoint, with every setting it had (flags given again must "
+                        "agree, except --epochs, -p, -j, --log, --checkpoint-every-steps, "
+                        "--skip-bad-images)")  # fmt: skip
     p.add_argument("-e", "--evaluate", action="store_true", help="evaluate the model on the validation set and exit")
     p.add_argument("--recipe", choices=tuple(RECIPES), default=None, help="a paper's hyper-parameters")
-    p.add_argument("--label-smoothing", type=float, default=None)
+    p.add_argument("--label-smoothing", type=checked("label_smoothing"), default=None)
     p.add_argument("--schedule", choices=("step", "cosine"), default=None, help="learning-rate schedule")
-    p.add_argument("--step-epochs", type=int, default=None, help="step schedule: divide by 10 every N epochs")
-    p.add_argument("--warmup-epochs", type=float, default=None, help="linear learning-rate warm-up")
+    p.add_argument("--step-epochs", type=checked("step_epochs"), default=None,
+                   help="step schedule: divide by 10 every N epochs")  # fmt: skip
+    p.add_argument("--warmup-epochs", type=checked("warmup_epochs"), default=None, help="linear learning-rate warm-up")
     p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (0: off)")
-    p.add_argument("--cutmix", type=float, default=0.0, help="cutmix alpha (0: off)")
-    p.add_argument("--ema", action="store_true", help="keep (and evaluate) an exponential moving average")
-    p.add_argument("--ema-decay", type=float, default=0.9998)
-    p.add_argument("--sync-bn", action="store_true", help="synchronised batch norm over all processes")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--mixup", type=checked("mixup"), default=None, help="mixup alpha (default 0: off)")
+    p.add_argument("--cutmix", type=checked("cutmix"), default=None, help="cutmix alpha (default 0: off)")
+    p.add_argument("--ema", action="store_true", default=None,
+                   help="keep (and evaluate) an exponential moving average")  # fmt: skip
+    p.add_argument("--ema-decay", type=checked("ema_decay"), default=None, help="default 0.9998")
+    p.add_argument("--sync-bn", action="store_true", default=None, help="synchronised batch norm over all processes")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     p.add_argument("--output", default=None, metavar="DIR",
                    help="run folder (default output/train/<time>-<arch>)")  # fmt: skip
-    p.add_argument("--log", nargs="+", choices=("csv", "tensorboard", "wandb"), default=[],
+    p.add_argument("--log", nargs="+", choices=("csv", "tensorboard", "wandb"), default=None,
                    help="summary.csv is always written; also TensorBoard and/or W&B (offline by default)")  # fmt: skip
-    p.add_argument("--checkpoint-every-steps", type=int, default=0, metavar="N",
+    p.add_argument("--checkpoint-every-steps", type=checked("checkpoint_every_steps"), default=None, metavar="N",
                    help="also write checkpoint.pth every N steps inside an epoch")  # fmt: skip
-    return p
 
 
-def add_validate_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("validate", help="evaluate a checkpoint or pretrained weights",
-                       description="Top-1, top-5, loss and throughput on a validation split.")  # fmt: skip
+def validate_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``adaptconv validate``."""
     _data_args(p)
     p.add_argument("--checkpoint", default=None, metavar="PATH",
-                   help="a training checkpoint, or any weights file the model loads")  # fmt: skip
-    return p
+                   help="a training checkpoint (its model and, without DIR, its data), or any weights file (its "
+                        "model found from its keys and shapes unless -a is given)")  # fmt: skip
 
 
 def to_config(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed ``train`` or ``validate`` arguments."""
     names = TrainConfig.__dataclass_fields__
     values = {k: v for k, v in vars(args).items() if k in names}
     if values.get("model_kwargs"):

@@ -1,7 +1,14 @@
 """Data: the embedded default set, ``.npz`` files and image folders; transforms; resumable sampling."""
 
 from .datasets import BadImageError, DataError, embedded_dataset, open_npz
-from .loading import AugmentedDataset, EpochSampler, ShardSampler, collate_skipping
+from .loading import (
+    AugmentedDataset,
+    EpochSampler,
+    ShardSampler,
+    SkippedImage,
+    collate_skipping,
+    ignore_stop_signals,
+)
 from .sources import DataSource, open_source, resolve_data_config
 from .transforms import DataConfig, build_transform
 
@@ -13,9 +20,11 @@ __all__ = [
     "DataSource",
     "EpochSampler",
     "ShardSampler",
+    "SkippedImage",
     "build_transform",
     "collate_skipping",
     "embedded_dataset",
+    "ignore_stop_signals",
     "open_npz",
     "open_source",
     "resolve_data_config",

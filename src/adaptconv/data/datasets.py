@@ -14,7 +14,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.datasets import DatasetFolder
-from torchvision.io import ImageReadMode, decode_image
+
+from .images import IMAGE_EXTENSIONS, ImageDecodeError, decode_image_data, read_image_file
 
 __all__ = [
     "ArrayDataset",
@@ -41,6 +42,7 @@ class BadImageError(DataError):
     """One image cannot be decoded (corrupt, truncated, or not an image)."""
 
     def __init__(self, where: str, reason: str | None = None) -> None:
+        self.where, self.reason = where, reason or ""
         if reason is None:  # re-created from its message alone (as a DataLoader worker's error is)
             super().__init__(where)
             return
@@ -78,24 +80,19 @@ class JpegNpzDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         start, end = int(self.offsets[index]), int(self.offsets[index + 1])
         try:
-            image = decode_image(self.data[start:end], mode=ImageReadMode.RGB)
-        except RuntimeError as e:
-            raise BadImageError(f"{self.path} [{self.split} #{index}]", _reason(e)) from None
+            image = decode_image_data(self.data[start:end])
+        except ImageDecodeError as e:
+            raise BadImageError(f"{self.path} [{self.split} #{index}]", str(e)) from None
         return image, int(self.labels[index])
 
 
 class ImageFolderDataset(DatasetFolder):
-    """``root/<class>/<image>`` as torchvision's ``ImageFolder`` finds it, decoded to uint8 RGB tensors.
-
-    JPEG, PNG, WebP and GIF are decoded by ``torchvision.io``; other formats Pillow knows (BMP, TIFF, ...) by
-    Pillow. A class folder without images is an error, as in torchvision.
-    """
+    """``root/<class>/<image>`` as torchvision's ``ImageFolder`` finds it (and GIF files), decoded to uint8 RGB
+    tensors by :func:`.images.read_image_file`. A class folder without images is an error, as in torchvision."""
 
     def __init__(self, root: Path) -> None:
-        from torchvision.datasets.folder import IMG_EXTENSIONS
-
         try:
-            super().__init__(str(root), loader=_read_image, extensions=IMG_EXTENSIONS)
+            super().__init__(str(root), loader=read_image_file, extensions=IMAGE_EXTENSIONS)
         except FileNotFoundError as e:
             raise DataError(f"{root}: {e}. Every class folder needs at least one image.") from None
         self.classes = tuple(self.classes)
@@ -103,27 +100,9 @@ class ImageFolderDataset(DatasetFolder):
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         path, label = self.samples[index]
         try:
-            return _read_image(path), label
-        except (RuntimeError, OSError, ValueError) as e:
-            raise BadImageError(path, _reason(e)) from None
-
-
-def _read_image(path: str) -> Tensor:
-    try:
-        return decode_image(path, mode=ImageReadMode.RGB)
-    except RuntimeError as e:
-        if "Unsupported image file" not in str(e):
-            raise
-    from PIL import Image  # formats torchvision.io does not decode (BMP, TIFF, ...)
-
-    with Image.open(path) as im:
-        return torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1).contiguous()
-
-
-def _reason(e: Exception) -> str:
-    """The last line of a decoder's message: the part that says what is wrong."""
-    text = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-    return text.split(", ")[-1] if text.startswith(("decode_", "operator()")) else text
+            return read_image_file(path), label
+        except (ImageDecodeError, OSError) as e:
+            raise BadImageError(path, str(e)) from None
 
 
 def _arrays_dataset(arrays, split: str, classes: tuple[str, ...]) -> ArrayDataset:

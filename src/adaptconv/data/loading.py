@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -20,7 +22,8 @@ from torch.utils.data._utils.collate import default_collate
 
 from .datasets import BadImageError, DataError
 
-__all__ = ["AugmentedDataset", "EpochSampler", "ShardSampler", "collate_skipping", "sample_seed"]
+__all__ = ["AugmentedDataset", "EpochSampler", "ShardSampler", "SkippedImage", "collate_skipping",
+           "ignore_stop_signals", "sample_seed"]  # fmt: skip
 
 _MASK = (1 << 63) - 1
 
@@ -62,9 +65,17 @@ class ShardSampler(Sampler[int]):
         return len(self.indices)
 
 
+@dataclass(frozen=True)
+class SkippedImage:
+    """What :class:`AugmentedDataset` returns in place of an image it could not decode (with ``skip_bad``)."""
+
+    where: str  # the file (or the file and index in it)
+    reason: str  # the decoder's complaint
+
+
 class AugmentedDataset(Dataset):
-    """``base[index]`` through ``transform``, seeded by the sampler's ``sample_seed``; bad images become ``None``
-    when ``skip_bad`` (and are counted by :func:`collate_skipping`)."""
+    """``base[index]`` through ``transform``, seeded by the sampler's ``sample_seed``; bad images become a
+    :class:`SkippedImage` when ``skip_bad`` (and are named by :func:`collate_skipping`)."""
 
     def __init__(self, base: Dataset, transform: Callable[[Tensor], Tensor], skip_bad: bool = False) -> None:
         self.base, self.transform, self.skip_bad = base, transform, skip_bad
@@ -76,9 +87,9 @@ class AugmentedDataset(Dataset):
         index, seed = item if isinstance(item, tuple) else (item, None)
         try:
             image, label = self.base[index]
-        except BadImageError:
+        except BadImageError as e:
             if self.skip_bad:
-                return None
+                return SkippedImage(e.where, e.reason)
             raise
         if seed is None:
             return self.transform(image), label
@@ -93,10 +104,20 @@ class AugmentedDataset(Dataset):
             generator.set_state(state)
 
 
-def collate_skipping(batch: Sequence) -> tuple[Tensor, Tensor, int]:
-    """``default_collate`` over the samples that loaded, and how many did not."""
-    good = [b for b in batch if b is not None]
+def collate_skipping(batch: Sequence) -> tuple[Tensor, Tensor, list[SkippedImage]]:
+    """``default_collate`` over the samples that loaded, and the names of those that did not."""
+    skipped = [b for b in batch if isinstance(b, SkippedImage)]
+    good = [b for b in batch if not isinstance(b, SkippedImage)]
     if not good:
-        raise DataError(f"none of the {len(batch)} images of a batch could be decoded; check the data set")
+        names = ", ".join(s.where for s in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        raise DataError(f"none of the {len(batch)} images of a batch could be decoded ({names}); check the data set")
     images, labels = default_collate(good)
-    return images, labels, len(batch) - len(good)
+    return images, labels, skipped
+
+
+def ignore_stop_signals(worker_id: int | None = None) -> None:
+    """A data-loading worker's start: leave SIGTERM and SIGINT to the main process, which saves a checkpoint and
+    then ends the workers. A scheduler signals the whole process group (Slurm, ``kill -TERM -PGID``, Ctrl-C in a
+    terminal); a worker that died of it first would make the loader fail before the checkpoint is written."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

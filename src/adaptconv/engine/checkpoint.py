@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..models.checkpoint import CheckpointError
+from ..files import atomic_write
+from ..models.checkpoint import CheckpointError, UnreadableCheckpointError, read_torch_file
 
 __all__ = [
     "CheckpointError",
@@ -32,24 +32,8 @@ REQUIRED = ("arch", "epoch", "step", "state_dict", "optimizer", "args")
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to ``path`` through a temporary file, fsync and rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+    """``torch.save`` to ``path`` through a temporary file, fsync and rename (:func:`adaptconv.files.atomic_write`)."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def capture_rng() -> dict[str, Any]:
@@ -85,14 +69,15 @@ def _as_tuple(x):
 
 
 def training_record(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The ``arch``, ``args`` and ``data`` of a checkpoint written by ``adaptconv train``; ``None`` for other files
-    (plain or official weights) and for files that cannot be read (their loader reports why)."""
+    """The ``arch``, ``args``, ``data``, ``epoch`` and ``step`` of a checkpoint written by ``adaptconv train``;
+    ``None`` for other files (plain or official weights) and for files that cannot be read (their loader reports
+    why)."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
+        ckpt = read_torch_file(path)
+    except CheckpointError:
         return None
     if isinstance(ckpt, dict) and all(k in ckpt for k in REQUIRED):
-        return {k: ckpt.get(k) for k in ("arch", "args", "data")}
+        return {k: ckpt.get(k) for k in ("arch", "args", "data", "epoch", "step")}
     return None
 
 
@@ -102,12 +87,12 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"--resume {path}: no such file")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip, garbage, a pickle that is not weights-only, ...
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        ckpt = read_torch_file(path)
+    except UnreadableCheckpointError as e:
+        state = "The file may be truncated or corrupt; it was not changed." if e.damaged else "It was not changed."
         raise CheckpointError(
-            f"cannot read {path} as a training checkpoint ({type(e).__name__}: {reason}). The file may be truncated "
-            "or corrupt; it was not changed. Resume from another checkpoint (e.g. model_best.pth), or start anew."
+            f"cannot read {path} as a training checkpoint: {e} {state} Resume from another checkpoint (e.g. "
+            "model_best.pth), or start anew."
         ) from None
     missing = [k for k in REQUIRED if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:

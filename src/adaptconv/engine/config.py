@@ -5,10 +5,13 @@ Precedence: a value given on the command line, then the recipe's, then the class
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import os
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["RECIPES", "ConfigError", "TrainConfig", "resolve_config"]
+from .limits import LIMITS, flag_name
+
+__all__ = ["CLASSIC", "RECIPES", "ConfigError", "TrainConfig", "check_values", "resolve_config", "usable_cpus"]
 
 
 class ConfigError(ValueError):
@@ -17,7 +20,8 @@ class ConfigError(ValueError):
 
 @dataclass
 class TrainConfig:
-    """Every setting of a training or evaluation run (``None``: not given; the recipe or default decides)."""
+    """Every setting of a training or evaluation run (``None``: not given; the recipe or default decides, or on a
+    resume the run's own setting)."""
 
     data: str | None = None  # ImageNet-style folder
     dataset: str | None = None  # 'npz:PATH' or 'embedded'
@@ -26,45 +30,45 @@ class TrainConfig:
     model_kwargs: dict[str, Any] | None = None  # more keyword arguments of the model, e.g. fused_involution=True
     workers: int | None = None
     epochs: int | None = None
-    start_epoch: int = 0
+    start_epoch: int | None = None
     batch_size: int | None = None  # total over the processes of one node
     lr: float | None = None
     momentum: float | None = None
     weight_decay: float | None = None
-    print_freq: int = 10
+    print_freq: int | None = None
     resume: str | None = None
     evaluate: bool = False
-    pretrained: str | bool = False
+    pretrained: str | bool | None = None  # True or 'official': the official weights; else a path or URL
     checkpoint: str | None = None  # weights to evaluate (validate)
     world_size: int = -1
     rank: int = -1
     dist_url: str = "env://"
     dist_backend: str | None = None
-    seed: int = 0
+    seed: int | None = None
     gpu: int | None = None
     multiprocessing_distributed: bool = False
     cpu: bool = False
     amp: str | None = None  # 'bf16' | 'fp16'
-    channels_last: bool = False
-    compile: bool = False
+    channels_last: bool | None = None
+    compile: bool | None = None
     label_smoothing: float | None = None
     schedule: str | None = None  # 'step' | 'cosine'
     step_epochs: int | None = None
     warmup_epochs: float | None = None
     warmup_factor: float | None = None  # learning rate at the start of the warm-up, as a fraction of --lr
     nesterov: bool | None = None
-    mixup: float = 0.0
-    cutmix: float = 0.0
-    ema: bool = False
-    ema_decay: float = 0.9998
-    sync_bn: bool = False
+    mixup: float | None = None
+    cutmix: float | None = None
+    ema: bool | None = None
+    ema_decay: float | None = None
+    sync_bn: bool | None = None
     output: str | None = None
     img_size: int | None = None
     num_classes: int | None = None
-    log: list[str] = field(default_factory=list)
+    log: list[str] | None = None
     recipe: str | None = None
-    checkpoint_every_steps: int = 0
-    skip_bad_images: bool = False
+    checkpoint_every_steps: int | None = None
+    skip_bad_images: bool | None = None
     lr_reference_batch: int | None = None  # --lr is for this total batch size; scaled linearly to the real one
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,10 +80,21 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-#: the classic PyTorch ImageNet script's defaults (step decay /10 every 30 epochs)
+#: the classic PyTorch ImageNet script's defaults (step decay /10 every 30 epochs), and ours for the additions
 CLASSIC = dict(arch="resnet18", workers=4, epochs=90, batch_size=256, lr=0.1, momentum=0.9, weight_decay=1e-4,
                schedule="step", step_epochs=30, warmup_epochs=0, warmup_factor=0.1, label_smoothing=0.0,
-               nesterov=False, width=1.0)  # fmt: skip
+               nesterov=False, width=1.0, start_epoch=0, print_freq=10, seed=0, pretrained=False,
+               channels_last=False, compile=False, mixup=0.0, cutmix=0.0, ema=False, ema_decay=0.9998,
+               sync_bn=False, log=[], checkpoint_every_steps=0, skip_bad_images=False)  # fmt: skip
+
+
+def usable_cpus() -> int:
+    """The CPU cores this process may run on (its affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
 
 RECIPES: dict[str, dict[str, Any]] = {
     # SCNet paper (Liu et al., CVPR 2020, Sec. 4.1): SGD, lr 0.1 for batch 256, /10 every 30 epochs, 100 epochs,
@@ -132,19 +147,29 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 def resolve_config(cfg: TrainConfig) -> TrainConfig:
     """Fill every ``None`` from the recipe (default: 'embedded' without data, else none) and the classic defaults,
-    and scale the learning rate to the batch size where the recipe gives it for another."""
+    scale the learning rate to the batch size where the recipe gives it for another, and check every number."""
     recipe = cfg.recipe
     if recipe is None and cfg.data is None and cfg.dataset in (None, "embedded"):
         recipe = "embedded"
     if recipe is not None and recipe not in RECIPES:
         raise ConfigError(f"unknown --recipe {recipe!r}; choose from {', '.join(RECIPES)}")
-    values = {**CLASSIC, **(RECIPES[recipe] if recipe else {})}
+    # loading workers: the classic 4, but no more than the cores this process may use (more only compete for them)
+    values = {**CLASSIC, "workers": min(CLASSIC["workers"], usable_cpus()), **(RECIPES[recipe] if recipe else {})}
     out = TrainConfig.from_dict(cfg.to_dict())
     out.recipe = recipe
     lr_given = cfg.lr is not None
     for key, value in values.items():
         if getattr(out, key) is None:
-            setattr(out, key, value)
+            setattr(out, key, list(value) if isinstance(value, list) else value)
     if not lr_given and out.lr_reference_batch:
         out.lr = out.lr * out.batch_size / out.lr_reference_batch
+    check_values(out)
     return out
+
+
+def check_values(cfg: TrainConfig) -> None:
+    """A :class:`ConfigError` naming the first flag whose value is out of its range (:data:`LIMITS`)."""
+    for name, limit in LIMITS.items():
+        value = getattr(cfg, name)
+        if value is not None and limit.problem(value):
+            raise ConfigError(f"{flag_name(name)}: {limit.problem(value)}")

@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from .config import ConfigError
 
-__all__ = ["DistContext", "all_reduce_sum", "launch"]
+__all__ = ["DistContext", "all_reduce_sum", "gather_objects", "launch"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,15 @@ def all_reduce_sum(values: list[float] | torch.Tensor, ctx: DistContext) -> torc
     if dist.is_initialized():
         dist.all_reduce(t)
     return t.cpu()
+
+
+def gather_objects(obj: Any, ctx: DistContext) -> list[Any]:
+    """``obj`` of every rank, in rank order (``[obj]`` in a single process)."""
+    if not dist.is_initialized():
+        return [obj]
+    out: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def _device(gpu: int | None, local_rank: int, want_cuda: bool) -> torch.device:

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..files import atomic_write
 from .config import ConfigError
 
 __all__ = ["COLUMNS", "EpochLogger", "read_summary"]
@@ -22,12 +23,7 @@ LOG_KINDS = ("csv", "tensorboard", "wandb")
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def read_summary(path: str | os.PathLike) -> list[dict[str, float]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import asdict
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -17,12 +18,14 @@ from ..data import (
     ShardSampler,
     build_transform,
     collate_skipping,
+    ignore_stop_signals,
 )
 from ..models import create_model
 from .config import ConfigError, TrainConfig
 from .distributed import DistContext
 
-__all__ = ["AMP_DTYPES", "autocast", "build_model", "eval_loader", "per_rank", "train_loader"]
+__all__ = ["AMP_DTYPES", "absolute_data_paths", "autocast", "build_model", "data_record", "eval_loader", "per_rank",
+           "train_loader"]  # fmt: skip
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 STAGE_WIDTHS = (64, 128, 256, 512)
@@ -69,7 +72,8 @@ def train_loader(source: DataSource, data_cfg: DataConfig, cfg: TrainConfig, ctx
     workers = per_rank(cfg.workers, ctx, "workers")
     loader = DataLoader(
         ds, batch_size=per_rank(cfg.batch_size, ctx, "batch"), sampler=sampler, num_workers=workers,
-        collate_fn=collate_skipping, drop_last=True, pin_memory=ctx.device.type == "cuda",
+        collate_fn=collate_skipping, worker_init_fn=ignore_stop_signals, drop_last=True,
+        pin_memory=ctx.device.type == "cuda",
         persistent_workers=workers > 0, generator=torch.Generator().manual_seed(cfg.seed),
     )  # fmt: skip
     return loader, sampler
@@ -81,7 +85,8 @@ def eval_loader(source: DataSource, data_cfg: DataConfig, cfg: TrainConfig, ctx:
     workers = per_rank(cfg.workers, ctx, "workers")
     return DataLoader(
         ds, batch_size=per_rank(cfg.batch_size, ctx, "batch"), sampler=ShardSampler(len(ds), ctx.world_size, ctx.rank),
-        num_workers=workers, collate_fn=collate_skipping, pin_memory=ctx.device.type == "cuda",
+        num_workers=workers, collate_fn=collate_skipping, worker_init_fn=ignore_stop_signals,
+        pin_memory=ctx.device.type == "cuda",
         persistent_workers=workers > 0, generator=torch.Generator().manual_seed(cfg.seed),
     )  # fmt: skip
 
@@ -96,5 +101,17 @@ def autocast(cfg: TrainConfig, device: torch.device):
 
 
 def data_record(source: DataSource, data_cfg: DataConfig) -> dict:
-    """What a checkpoint keeps about its data, so that evaluation can feed the model the same way."""
-    return dict(source=source.name, classes=list(source.classes), in_chans=source.in_chans, **asdict(data_cfg))
+    """What a checkpoint keeps about its data, so that evaluation can feed the model the same way and a resume
+    can tell that the data changed."""
+    return dict(source=source.name, classes=list(source.classes), in_chans=source.in_chans,
+                train_images=len(source.train), **asdict(data_cfg))  # fmt: skip
+
+
+def absolute_data_paths(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with its data folder or ``npz:`` file as absolute paths, so that the checkpoint that records them
+    finds the data from any working directory."""
+    if cfg.data is not None:
+        cfg.data = str(Path(cfg.data).resolve())
+    if cfg.dataset is not None and cfg.dataset.startswith("npz:"):
+        cfg.dataset = "npz:" + str(Path(cfg.dataset[4:]).resolve())
+    return cfg

@@ -21,28 +21,26 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 
 from ..data import DataError, open_source, resolve_data_config
-from ..models.checkpoint import CheckpointError
+from ..models.checkpoint import CheckpointError, fit_state_dict
 from .checkpoint import atomic_save, capture_rng, load_training_checkpoint, restore_rng
 from .config import TrainConfig, resolve_config
-from .distributed import DistContext, all_reduce_sum, launch
+from .distributed import DistContext, all_reduce_sum, gather_objects, launch
 from .evaluate import evaluate
 from .loggers import EpochLogger
 from .metrics import ClassificationMeter
-from .setup import autocast, build_model, data_record, eval_loader, train_loader
+from .output import BEST, CHECKPOINT, claim_output
+from .resume import resume_config
+from .setup import absolute_data_paths, autocast, build_model, data_record, eval_loader, train_loader
 from .sync_batchnorm import convert_sync_batchnorm
 
 __all__ = ["NonFiniteLossError", "TrainingStopped", "train"]
 
-CHECKPOINT = "checkpoint.pth"
-BEST = "model_best.pth"
-
 
 class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the run stopped without writing a checkpoint."""
+    """The loss or the weights became NaN or infinite; the run stopped without writing a checkpoint."""
 
 
 class TrainingStopped(SystemExit):
@@ -50,15 +48,40 @@ class TrainingStopped(SystemExit):
 
 
 def train(cfg: TrainConfig) -> None:
-    """Run ``cfg`` in the process layout its distributed flags describe (see :func:`.distributed.launch`)."""
-    cfg = resolve_config(cfg)
+    """Run ``cfg`` in the process layout its distributed flags describe (see :func:`.distributed.launch`).
+
+    With ``cfg.resume`` every setting the command line leaves out comes from the checkpoint (see
+    :func:`.resume.resume_config`). The writing process locks the output folder for the run's duration.
+    """
+    notes: list[str] = []
+    if cfg.resume:
+        ckpt = load_training_checkpoint(cfg.resume)
+        cfg, notes = resume_config(cfg, ckpt["args"], ckpt["epoch"])
+        del ckpt
+    cfg = absolute_data_paths(resolve_config(cfg))
     cfg.output = str(_output_dir(cfg))
-    if not cfg.resume and not cfg.evaluate and (Path(cfg.output) / CHECKPOINT).exists():
-        raise CheckpointError(
-            f"{cfg.output} already holds {CHECKPOINT} from an earlier run. Continue it with --resume "
-            f"{Path(cfg.output) / CHECKPOINT}, or choose another --output; nothing was overwritten."
-        )
-    launch(_train_worker, cfg)
+    main = _launches_rank_zero(cfg)
+    if main:
+        for note in notes:
+            print(f"resuming with {note}", flush=True)
+    if cfg.evaluate:  # writes nothing
+        launch(_train_worker, cfg)
+        return
+    lock = claim_output(cfg.output, cfg.resume) if main else None
+    try:
+        launch(_train_worker, cfg)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _launches_rank_zero(cfg: TrainConfig) -> bool:
+    """Whether this process is (or spawns) rank 0, the one that writes the run's files."""
+    return int(os.environ.get("RANK", max(cfg.rank, 0))) == 0
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _seed_everything(seed: int, rank: int) -> None:
@@ -160,7 +183,7 @@ class Trainer:
         self.epoch, self.step, self.global_step = cfg.start_epoch, 0, cfg.start_epoch * self.steps_per_epoch
         self.best_top1, self.best_epoch = -1.0, -1
         self.history: list[dict[str, float]] = []
-        self.skipped = 0
+        self.skipped: dict[str, set[str]] = {"train": set(), "val": set()}  # images skipped, per split
         self.meter: ClassificationMeter | None = None
         self.resumed_sums: torch.Tensor | None = None
         self.output = _output_dir(cfg)
@@ -178,49 +201,106 @@ class Trainer:
                 f"--resume {cfg.resume} was written by a run of {ckpt.get('world_size', 1)} process(es); resume it "
                 f"with the same number (this run has {self.ctx.world_size}) so that it continues exactly"
             )
-        self.model.load_state_dict(ckpt["state_dict"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
-        self.scaler.load_state_dict(ckpt["scaler"])
-        if self.ema is not None:  # a run that had no EMA before starts its EMA from the resumed weights
-            self.ema.module.load_state_dict(ckpt["ema"] if ckpt.get("ema") is not None else ckpt["state_dict"])
+        trained_on = (ckpt.get("data") or {}).get("train_images")
+        if trained_on is not None and trained_on != len(self.source.train):
+            raise DataError(
+                f"--resume {cfg.resume}: the run trained on {trained_on} images of {self.source.name}, which holds "
+                f"{len(self.source.train)} now. A run continues exactly only on the same data; start a new run "
+                f"(--pretrained {cfg.resume} starts from its weights)."
+            )
+        try:
+            self.model.load_state_dict(fit_state_dict(self.model, ckpt["state_dict"]))
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            if ckpt["args"].get("epochs") == cfg.epochs:  # else a new schedule over the new number of epochs
+                self.scheduler.load_state_dict(ckpt["scheduler"])
+            self.scaler.load_state_dict(ckpt["scaler"])
+            if self.ema is not None:  # a run that had no EMA before starts its EMA from the resumed weights
+                ema = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["state_dict"]
+                self.ema.module.load_state_dict(fit_state_dict(self.ema.module, ema))
+        except (CheckpointError, ValueError, KeyError, RuntimeError) as e:
+            raise CheckpointError(
+                f"--resume {cfg.resume} does not fit the model and optimiser it describes: {e}"
+            ) from None
         self.epoch, self.step, self.global_step = ckpt["epoch"], ckpt["step"], ckpt["global_step"]
         self.best_top1, self.best_epoch = ckpt["best_top1"], ckpt["best_epoch"]
-        self.history, self.skipped = list(ckpt["history"]), ckpt.get("skipped", 0)
+        self.history = list(ckpt["history"])
+        skipped = ckpt.get("skipped")
+        if isinstance(skipped, dict):  # older checkpoints kept a count only
+            self.skipped = {split: set(names) for split, names in skipped.items()}
         mine = ckpt["ranks"][self.ctx.rank]
         restore_rng(mine["rng"])
         self.resumed_sums = mine["train_sums"]
+        if self.ctx.is_main and not cfg.evaluate:
+            self._restore_best(ckpt)
+
+    def _restore_best(self, ckpt: dict[str, Any]) -> None:
+        """The checkpoint names a best epoch: make sure its file is there (a run killed while writing it, or a file
+        deleted by hand). The checkpoint of that very epoch's end rebuilds it; otherwise the claim is dropped."""
+        best = self.output / BEST
+        if self.best_epoch <= 0 or best.exists():
+            return
+        if ckpt["epoch"] == self.best_epoch and ckpt["step"] == 0:
+            atomic_save(ckpt, best)
+            self._log(f"restored {best} (epoch {self.best_epoch}) from {self.cfg.resume}")
+            return
+        self._warn(f"{best} (the best epoch, {self.best_epoch}) is missing, and this checkpoint (epoch "
+                   f"{ckpt['epoch']}) cannot rebuild it; the best of the epochs from now on will be "
+                   "written there")  # fmt: skip
+        self.best_top1, self.best_epoch = -1.0, -1
 
     def _state(self) -> dict[str, Any]:
         # per rank: its generators, and its share of the epoch's running training loss and hits
         mine = dict(rng=capture_rng(), train_sums=None if self.meter is None else self.meter.sums.cpu())
-        if self.ctx.distributed:
-            states: list[Any] = [None] * self.ctx.world_size
-            dist.all_gather_object(states, mine)
-        else:
-            states = [mine]
+        states = gather_objects(mine, self.ctx)
+        skipped = self._all_skipped()
         return dict(
             arch=self.cfg.arch, args=self.cfg.to_dict(), data=data_record(self.source, self.data_cfg),
             epoch=self.epoch, step=self.step, global_step=self.global_step, world_size=self.ctx.world_size,
             state_dict=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(),
             ema=None if self.ema is None else self.ema.module.state_dict(),
-            best_top1=self.best_top1, best_epoch=self.best_epoch, history=self.history, skipped=self.skipped,
+            best_top1=self.best_top1, best_epoch=self.best_epoch, history=self.history, skipped=skipped,
             ranks=states,
         )  # fmt: skip
 
     def save(self, best: bool = False) -> None:
-        """Write ``checkpoint.pth`` (and ``model_best.pth``) atomically; a collective call in DDP."""
+        """Write ``model_best.pth`` (if ``best``) and then ``checkpoint.pth``, each atomically; a collective call in
+        DDP. The best weights go first, so that no checkpoint ever names a best file that is not there. Weights
+        that are NaN or infinite are never written (every rank holds the same weights, so all stop together)."""
         state = self._state()
+        bad = [k for k, v in state["state_dict"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise NonFiniteLossError(
+                f"the weights became NaN or infinite (epoch {self.epoch + 1}, step {self.step} of "
+                f"{self.steps_per_epoch}, lr {self.optimizer.param_groups[0]['lr']:.4g}; "
+                f"{_plural(len(bad), 'tensor')}, e.g. {bad[0]}). Training stopped; the last checkpoint in "
+                f"{self.output} was not overwritten. Try a lower --lr or --wd, --amp bf16 instead of fp16, or check "
+                "the data."
+            )
         if self.ctx.is_main:
-            atomic_save(state, self.output / CHECKPOINT)
             if best:
                 atomic_save(state, self.output / BEST)
+            atomic_save(state, self.output / CHECKPOINT)
 
     # ----------------------------------------------------------------------------------------------------------
     def _log(self, text: str) -> None:
         if self.ctx.is_main:
             print(text, flush=True)
+
+    def _warn(self, text: str) -> None:
+        if self.ctx.is_main:
+            print(f"warning: {text}", file=sys.stderr, flush=True)
+
+    def _stop_signal(self, stop: _StopFlag) -> int:
+        """The stop signal any rank received (0: none), the same on every rank."""
+        return int(all_reduce_sum([float(stop.signum)], self.ctx)[0])
+
+    def _stop(self, signum: int) -> None:
+        """Save the state as it is and end the run with 128 + ``signum``."""
+        self.save()
+        self._log(f"stopped by signal {signum}: checkpoint saved at epoch {self.epoch + 1}, step {self.step}; "
+                  f"continue with --resume {self.output / CHECKPOINT}")  # fmt: skip
+        raise TrainingStopped(128 + signum)
 
     def _check(self, bad_at: torch.Tensor, stop: _StopFlag) -> None:
         """The synchronised safe point: stop on a non-finite loss or a signal, the same way on every rank."""
@@ -233,11 +313,7 @@ class Trainer:
                 "instead of fp16, or check the data."
             )
         if flags[1] > 0:
-            signum = int(stop.signum or signal.SIGTERM)  # another rank got it
-            self.save()
-            self._log(f"stopped by signal {signum}: checkpoint saved at epoch {self.epoch + 1}, step {self.step}; "
-                      f"continue with --resume {self.output / CHECKPOINT}")  # fmt: skip
-            raise TrainingStopped(128 + signum)
+            self._stop(int(stop.signum or signal.SIGTERM))  # another rank got it
 
     def train_epoch(self, stop: _StopFlag) -> dict[str, float]:
         cfg, ctx = self.cfg, self.ctx
@@ -255,6 +331,7 @@ class Trainer:
         images_seen, start = 0, time.perf_counter()
         bar = _progress(self.steps_per_epoch, self.step, f"epoch {self.epoch + 1}/{cfg.epochs}", ctx.is_main)
         for images, target, skipped in self.loader:
+            self._note_skipped("train", skipped)
             images = images.to(ctx.device, non_blocking=True).contiguous(memory_format=fmt)
             target = target.to(ctx.device, non_blocking=True)
             soft = None
@@ -274,7 +351,6 @@ class Trainer:
             self.global_step += 1
             self.scheduler.step_update(self.global_step)
             meter.update(loss, None if soft is not None else logits, target, len(target))
-            self.skipped += skipped
             images_seen += len(target)
             at_print = self.step % cfg.print_freq == 0 or self.step == self.steps_per_epoch
             at_ckpt = cfg.checkpoint_every_steps > 0 and self.global_step % cfg.checkpoint_every_steps == 0
@@ -288,11 +364,20 @@ class Trainer:
                 bar.report(self.step, loss=loss.item(), lr=lr, img_s=rate)
         bar.close()
         seconds = time.perf_counter() - start
-        result = meter.result(ctx)
-        self.meter = None
-        result["img_per_s"] = images_seen * ctx.world_size / max(seconds, 1e-9)
+        result = meter.result(ctx)  # self.meter stays until the epoch is recorded: a stop before keeps its sums
+        result["img_per_s"] = images_seen * ctx.world_size / seconds if images_seen else None
         result["seconds"] = seconds
         return result
+
+    def _all_skipped(self) -> dict[str, list[str]]:
+        """The images every rank skipped, per split (a collective call in DDP)."""
+        return {split: sorted(set().union(*gather_objects(names, self.ctx))) for split, names in self.skipped.items()}
+
+    def _note_skipped(self, split: str, skipped: list) -> None:
+        for image in skipped:
+            if image.where not in self.skipped[split]:
+                self.skipped[split].add(image.where)
+                self._warn(f"skipped {split} image {image.where}: {image.reason}")
 
     def fit(self) -> None:
         cfg, ctx = self.cfg, self.ctx
@@ -303,23 +388,33 @@ class Trainer:
         stop = _StopFlag()
         stop.install()
         started = time.perf_counter()
+        # one rank alone may cut its evaluation short; ranks together finish it and then agree on stopping
+        stopping = None if ctx.distributed else (lambda: bool(stop.signum))
         try:
             self._log(f"training {cfg.arch} on {self.source.name} ({len(self.source.train)} train / "
-                      f"{len(self.source.val)} val images, {self.data_cfg.img_size} px) for {cfg.epochs} epochs on "
-                      f"{ctx.world_size} x {ctx.device.type}; output: {self.output}")  # fmt: skip
+                      f"{len(self.source.val)} val images, {self.data_cfg.img_size} px) for "
+                      f"{_plural(cfg.epochs, 'epoch')} on {ctx.world_size} x {ctx.device.type}; output: "
+                      f"{self.output}")  # fmt: skip
             while self.epoch < cfg.epochs:
-                train_stats = self.train_epoch(stop) if self.step < self.steps_per_epoch else None
-                val = evaluate(self.forward_model, self.val_loader, cfg, ctx)
-                ema_val = evaluate(self.ema.module, self.val_loader, cfg, ctx) if self.ema is not None else None
+                # after a resume at an epoch's last step this only adds up the steps done before
+                train_stats = self.train_epoch(stop)
+                val = evaluate(self.forward_model, self.val_loader, cfg, ctx, stopping)
+                ema_val = None
+                if val is not None and self.ema is not None:
+                    ema_val = evaluate(self.ema.module, self.val_loader, cfg, ctx, stopping)
+                signum = self._stop_signal(stop)
+                if signum or val is None or (self.ema is not None and ema_val is None):
+                    self._stop(signum or int(signal.SIGTERM))  # the epoch is trained: a resume evaluates it
+                self._note_skipped("val", val["skipped"])
                 row = dict(
                     epoch=self.epoch + 1, lr=self.optimizer.param_groups[0]["lr"],
-                    train_loss=train_stats["loss"] if train_stats else None, val_loss=val["loss"], top1=val["top1"],
-                    top5=val["top5"], img_per_s=train_stats["img_per_s"] if train_stats else None,
-                    peak_mem_mib=_peak_memory_mib(ctx.device), seconds=train_stats["seconds"] if train_stats else None,
-                    ema_top1=ema_val["top1"] if ema_val else None,
+                    train_loss=train_stats["loss"], val_loss=val["loss"], top1=val["top1"], top5=val["top5"],
+                    img_per_s=train_stats["img_per_s"], peak_mem_mib=_peak_memory_mib(ctx.device),
+                    seconds=train_stats["seconds"], ema_top1=ema_val["top1"] if ema_val else None,
                 )  # fmt: skip
                 self.history.append(row)
-                best = val["top1"] > self.best_top1
+                self.meter = None
+                best = self._is_best(val)
                 if best:
                     self.best_top1, self.best_epoch = val["top1"], self.epoch + 1
                 self.epoch, self.step = self.epoch + 1, 0
@@ -330,28 +425,55 @@ class Trainer:
                           f"{val['loss']:.4f}, top-1 {val['top1']:.2f}%, top-5 {val['top5']:.2f}%, train "
                           f"{_num(row['img_per_s'], '.0f')} img/s, {row['peak_mem_mib']:.0f} MiB peak"
                           + (f", EMA top-1 {ema_val['top1']:.2f}%" if ema_val else ""))  # fmt: skip
+                signum = self._stop_signal(stop)  # one that came while the epoch's files were written
+                if signum:
+                    self._stop(signum)
         finally:
             stop.uninstall()
             if logger is not None:
                 logger.close()
         self._summary(time.perf_counter() - started)
 
+    def _is_best(self, val: dict[str, float]) -> bool:
+        """A better top-1 than any epoch before, with a finite validation loss: an epoch whose outputs overflow
+        (NaN or infinite loss) is reported and never taken as the best."""
+        if not math.isfinite(val["loss"]):
+            self._warn(f"epoch {self.epoch + 1}: the validation loss is {val['loss']} (top-1 {val['top1']:.2f}%): "
+                       "the model's outputs overflow in evaluation, so this epoch is not taken as the best. A lower "
+                       "--lr, or --amp bf16 instead of fp16, may help.")  # fmt: skip
+            return False
+        return val["top1"] > self.best_top1
+
     def _summary(self, seconds: float) -> None:
+        skipped = self._all_skipped()  # a collective call: before rank 0 alone goes on
         if not self.ctx.is_main or not self.history:
             return
         last = self.history[-1]
         width = f" (width {self.cfg.width:g})" if self.cfg.width not in (None, 1, 1.0) else ""
+        best = self.output / BEST
         lines = [
-            f"done: {self.cfg.arch}{width}, {self.cfg.epochs} epochs on {self.source.name}",
-            f"  top-1 {last['top1']:.2f}%  top-5 {last['top5']:.2f}%  (best top-1 {self.best_top1:.2f}% at epoch "
-            f"{self.best_epoch})",
+            f"done: {self.cfg.arch}{width}, {_plural(self.cfg.epochs, 'epoch')} on {self.source.name}",
+            f"  top-1 {last['top1']:.2f}%  top-5 {last['top5']:.2f}%  "
+            + (f"(best top-1 {self.best_top1:.2f}% at epoch {self.best_epoch})" if self.best_epoch > 0
+               else "(no epoch had a finite validation loss: none is the best)"),
             f"  time {seconds:.0f} s in this process; {sum(r['seconds'] or 0 for r in self.history):.0f} s of "
             f"training in all epochs",
-            f"  skipped images: {self.skipped}" if self.cfg.skip_bad_images else None,
-            f"  checkpoint: {self.output / CHECKPOINT}  best: {self.output / BEST}",
+            _skipped_line(skipped) if self.cfg.skip_bad_images else None,
+            f"  checkpoint: {self.output / CHECKPOINT}" + (f"  best: {best}" if best.exists() else ""),
             f"  per-epoch results: {self.output / 'summary.csv'}",
-        ]
+        ]  # fmt: skip
         print("\n".join(line for line in lines if line), flush=True)
+
+
+def _skipped_line(skipped: dict[str, list[str]]) -> str:
+    """'  skipped images: 2 (train 1: a/2.jpg; val 1: b/0.png)', at most 5 names a split."""
+    total = sum(len(names) for names in skipped.values())
+    parts = [
+        f"{split} {len(names)}: " + ", ".join(names[:5]) + (f", and {len(names) - 5} more" if len(names) > 5 else "")
+        for split, names in skipped.items()
+        if names
+    ]
+    return f"  skipped images: {total}" + (f" ({'; '.join(parts)})" if parts else "")
 
 
 def _num(v, spec: str = ".4f") -> str:
@@ -387,7 +509,7 @@ class _progress:
 def _train_worker(ctx: DistContext, cfg: TrainConfig) -> None:
     trainer = Trainer(ctx, cfg)
     if cfg.evaluate:
-        from .validate import report
+        from .validation import report
 
         report(evaluate(trainer.forward_model, trainer.val_loader, cfg, ctx), cfg, ctx, trainer.source.name)
         return

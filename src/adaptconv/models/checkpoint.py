@@ -13,6 +13,8 @@ import os
 import pickle
 import re
 import socket
+import zipfile
+import zlib
 from collections import OrderedDict, defaultdict
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +33,8 @@ __all__ = [
     "official_key_map",
     "official_state_dict",
     "read_checkpoint",
+    "read_torch_file",
+    "UnreadableCheckpointError",
 ]
 
 #: seconds to wait for a download server before giving up (a machine with no network fails at once or then)
@@ -61,23 +65,104 @@ def official_state_dict(model: nn.Module) -> OrderedDict[str, Tensor]:
     return OrderedDict((mapping[k], v) for k, v in model.state_dict().items())
 
 
-def _torch_load(path: str | os.PathLike) -> object:
+#: what the start of a file says it is, for files that are not checkpoints
+_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"RIFF": "a RIFF file (a WebP image or a sound)",
+    b"\x93NUMPY": "a NumPy .npy array",
+}
+
+
+class UnreadableCheckpointError(CheckpointError):
+    """A file that is not a whole, safely loadable PyTorch checkpoint; ``damaged`` where it is cut short or corrupt
+    (rather than a file of another kind)."""
+
+    def __init__(self, message: str, damaged: bool) -> None:
+        super().__init__(message)
+        self.damaged = damaged
+
+
+def _what_it_is(path: Path, head: bytes) -> tuple[str, bool]:
+    """A few words on what a file that is not a checkpoint holds, and whether it looks damaged."""
+    if not head:
+        return "the file is empty (an interrupted download or copy)", True
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive cut short or corrupt (an interrupted download or copy)", True
+    for magic, kind in _SIGNATURES.items():
+        if head.startswith(magic):
+            return f"it is {kind}", False
+    if path.suffix.lower() == ".onnx":
+        return "it is an ONNX model (adaptconv export writes those; they are not loaded back as weights)", False
+    try:
+        text = head.decode("utf-8").lower()
+    except UnicodeDecodeError:
+        return "it is neither the zip archive torch.save writes nor a legacy pickle", True
+    if "<html" in text or "<!doctype" in text:
+        return ("it is a web page (HTML): a download saved from a share link that needs a log-in looks like this; "
+                "download the file itself"), False  # fmt: skip
+    return "it is a text file", True
+
+
+def _torch_reason(e: BaseException) -> str:
+    """What torch's loader found wrong, without its advice (e.g. to retry with ``weights_only=False``)."""
+    text = str(e)
+    found = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n\s*\n|Check the documentation|$)", text, re.S)
+    if found:
+        return " ".join(found.group(1).split())
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+
+
+def read_torch_file(path: str | os.PathLike) -> object:
+    """``torch.load(path, weights_only=True)`` to the CPU, after checking that the file is whole.
+
+    A file in torch.save's zip format has every member's CRC-32 checked first (torch's reader does not), so a
+    flipped bit is refused instead of loaded. Raises :class:`UnreadableCheckpointError`, naming the file, saying
+    what it is and what to do, for a missing, damaged or unsafe file or one that is not a checkpoint at all.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()  # reads every member and checks its CRC-32
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+            bad = str(e)
+        if bad is not None:
+            raise UnreadableCheckpointError(
+                f"{path} is damaged: the data of {bad} does not match the checksum stored with it (CRC-32), so the "
+                "file changed after it was written (a disk, copy or transfer error). It was not loaded. Use another "
+                "copy of it (or download it again).",
+                damaged=True,
+            )
+    elif not head.startswith(b"\x80"):  # a legacy torch.save file starts with a pickle protocol byte
+        what, damaged = _what_it_is(path, head)
+        raise UnreadableCheckpointError(f"{path} is not a readable PyTorch checkpoint: {what}.", damaged)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        message = str(e)
-        if "Unsupported global" in message:
-            raise CheckpointError(
-                f"{path} stores Python objects besides tensors, and loading it would need unsafe unpickling (it "
-                "could run code). adaptconv only reads such files with weights_only=True. If you trust the file, "
-                "load it yourself with torch.load(path, weights_only=False) and pass the resulting state_dict.\n"
-                f"(torch said: {message.splitlines()[0]})"
+        unsafe = re.search(r"unsupported global:?\s*(?:GLOBAL\s+)?([\w.]+)", str(e), re.I)
+        if unsafe:
+            raise UnreadableCheckpointError(
+                f"{path} stores Python objects besides tensors (such as {unsafe.group(1)}), and loading it would "
+                "need unsafe unpickling, which could run any code. adaptconv reads files with "
+                "torch.load(weights_only=True) only. If you trust the file, load it in Python with "
+                "torch.load(path, weights_only=False), save its state_dict with torch.save, and use that file.",
+                damaged=False,
             ) from None
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint (it cannot be unpickled: {message})") from None
+        raise UnreadableCheckpointError(
+            f"{path} is not a readable PyTorch checkpoint (it cannot be unpickled: {_torch_reason(e)}).", damaged=True
+        ) from None
     except Exception as e:  # torch's readers raise many types on a file that is not a checkpoint
-        raise CheckpointError(
-            f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {e}). A download saved as a web page "
-            "or an interrupted download looks like this: download the file again."
+        raise UnreadableCheckpointError(
+            f"{path} is not a readable PyTorch checkpoint ({_torch_reason(e)}). A download saved as a web page or an "
+            "interrupted download looks like this: download the file again.",
+            damaged=True,
         ) from None
 
 
@@ -139,16 +224,15 @@ def read_checkpoint(
     else:
         text = os.fspath(source)
         if urlparse(text).scheme in ("http", "https", "file"):
-            obj = _torch_load(_download(text, file_name, sha256_prefix, cache_dir))
-        elif not os.path.isfile(text):
-            raise CheckpointError(f"checkpoint file not found: {text}")
+            obj = read_torch_file(_download(text, file_name, sha256_prefix, cache_dir))
         else:
-            obj = _torch_load(text)
+            obj = read_torch_file(text)
     for wrapper in ("state_dict", "model"):
         if isinstance(obj, Mapping) and isinstance(obj.get(wrapper), Mapping):
             obj = obj[wrapper]
     if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise CheckpointError("the checkpoint does not hold a state_dict (a mapping of names to tensors)")
+        where = "the checkpoint" if isinstance(source, Mapping) else os.fspath(source)
+        raise CheckpointError(f"{where} does not hold a state_dict (a mapping of names to tensors)")
     state = dict(obj)
     while state and all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
@@ -175,9 +259,13 @@ def fit_state_dict(model: nn.Module, state: Mapping[str, Tensor], skip: tuple[st
 
     Keys starting with a prefix in ``skip`` (our names) are left out of the check. A misfit raises a
     CheckpointError listing missing, unexpected and mis-shaped keys, grouped by pattern, under the names the
-    checkpoint itself uses.
+    checkpoint itself uses. A model that has no official names (any other timm or torch model) is checked under
+    its own names.
     """
-    ours = official_key_map(model)
+    if getattr(model, "official_key_rules", None) is None:
+        ours = {k: k for k in model.state_dict()}
+    else:
+        ours = official_key_map(model)
     in_our_names = bool(set(state) & set(ours)) and not set(state) & (set(ours.values()) - set(ours))
     if in_our_names:
         renamed, shown = dict(state), {}
@@ -218,7 +306,8 @@ def load_official_checkpoint(
     """Load an official (or our own) checkpoint into ``model`` strictly: every key used, every tensor filled.
 
     Args:
-        model: an adaptconv SCNet or RedNet classifier.
+        model: an adaptconv SCNet or RedNet classifier (official or our key names), or any other model (its own
+            key names).
         source: a file path, an http(s):// or file:// URL (downloaded into torch.hub's cache; a hash in the file
             name, ``name-<sha256 prefix>.pth``, or ``sha256_prefix`` is checked), or a state_dict.
         sha256_prefix: expected start of the file's SHA-256.
@@ -227,6 +316,12 @@ def load_official_checkpoint(
     Returns:
         ``model``, with the weights loaded.
     """
-    state = fit_state_dict(model, read_checkpoint(source, sha256_prefix=sha256_prefix, cache_dir=cache_dir))
+    state = read_checkpoint(source, sha256_prefix=sha256_prefix, cache_dir=cache_dir)
+    try:
+        state = fit_state_dict(model, state)
+    except CheckpointError as e:
+        if isinstance(source, Mapping):
+            raise
+        raise CheckpointError(f"{os.fspath(source)}: {e}") from None
     model.load_state_dict(state, strict=True)
     return model

@@ -61,7 +61,7 @@ def _check_kinds(kinds: tuple[str, ...], loaded: LoadedModel) -> None:
 def visualize(
     image: str | Path | None = None,
     model: str = "scnet50",
-    pretrained: str | None = None,
+    pretrained: bool | str | None = None,
     kinds: tuple[str, ...] | str | None = None,
     block: str | None = None,
     pixels: list[tuple[int, int]] | None = None,
@@ -75,7 +75,8 @@ def visualize(
     Args:
         image: an image file; ``None``: the photo that ships with the package (a cat, CC0).
         model: an adaptconv model name.
-        pretrained: as ``load_model``: ``None`` uses official weights only if already on this machine, else random.
+        pretrained: as ``load_model``: ``None`` random weights, ``True``/``'official'`` the official ones, or a path
+            or URL.
         kinds: picture kinds from ``KINDS``, or 'all' (``None`` too): every kind that applies (``default_kinds``).
         block: the block whose calibration gate or involution kernels to draw (e.g. 'layer3.1'); default the last
             block of the second stage.

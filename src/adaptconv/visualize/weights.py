@@ -1,8 +1,9 @@
-"""Which weights a picture shows: official weights only where they are already on this machine, unless asked."""
+"""Which weights a picture shows: the ones asked for with ``pretrained``, else random weights (and a note)."""
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -25,33 +26,38 @@ class LoadedModel:
     note: str | None = None
 
 
-def load_model(name: str, pretrained: str | None = None) -> LoadedModel:
+def _random_weights_note(name: str) -> str:
+    cfg = get_pretrained_config(name)
+    if official_weights_file(name).is_file():
+        hint = "its official weights are on this machine: --pretrained official uses them"
+    elif cfg.url:
+        hint = "--pretrained official downloads its official weights"
+    elif cfg.released:
+        hint = f"its official weights are at {cfg.download_page}: --pretrained PATH"
+    else:
+        hint = "the authors released none: --pretrained PATH for weights of your own"
+    return f"{name} has random weights (no --pretrained; {hint}): the pictures show an untrained network"
+
+
+def load_model(name: str, pretrained: bool | str | None = None) -> LoadedModel:
     """Build adaptconv model ``name`` for pictures.
 
-    ``pretrained``: ``None`` takes the official weights if they are already in torch.hub's cache, else random
-    weights, and never downloads; ``"official"`` the official weights (downloaded where the authors publish a
-    link); ``"none"`` random weights; anything else a checkpoint path or URL.
+    ``pretrained``, as everywhere in adaptconv: ``None`` (or ``False``) random weights, the same on every run;
+    ``True`` or ``"official"`` the official weights (downloaded where the authors publish a link); anything else a
+    checkpoint path or URL. ``"none"`` is the older spelling of ``None`` (deprecated).
     """
     if name not in list_models():
         raise VisualizeError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
-    why = "as asked"
-    if pretrained is None:
-        pretrained = "official" if official_weights_file(name).is_file() else "none"
-        cfg = get_pretrained_config(name)
-        why = "its official weights are not in torch.hub's cache" + (
-            "; --pretrained official fetches them"
-            if cfg.url
-            else f"; they are at {cfg.download_page}"
-            if cfg.released
-            else "; the authors released none"
-        )
     if pretrained == "none":
+        warnings.warn("pretrained='none' is deprecated: pass None (the default) for random weights", FutureWarning,
+                      stacklevel=2)  # fmt: skip
+        pretrained = None
+    if pretrained is None or pretrained is False:
         with torch.random.fork_rng(devices=[]):  # the same random pictures on every run; the caller's RNG untouched
             torch.manual_seed(0)
             model = create_model(name)
-        note = f"{name} has random weights ({why}): the pictures show an untrained network"
-        return LoadedModel(model.eval(), name, "random weights", note)
-    source = True if pretrained == "official" else pretrained
+        return LoadedModel(model.eval(), name, "random weights", _random_weights_note(name))
+    source = True if pretrained in (True, "official") else pretrained
     model = create_model(name, pretrained=source)  # CheckpointError (a ValueError) says what is wrong
     weights = "official weights" if source is True else f"weights {os.path.basename(str(pretrained))}"
     return LoadedModel(model.eval(), name, weights)
