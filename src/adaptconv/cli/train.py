@@ -12,6 +12,7 @@ import argparse
 import ast
 
 from ..engine.config import RECIPES, TrainConfig
+from ..models.stems import STEMS
 from .arguments import add_pretrained_argument, checked
 
 
@@ -51,6 +52,12 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-classes", type=checked("num_classes"), default=None,
                    help="default: the number of classes of the data")  # fmt: skip
     add_pretrained_argument(p)
+    p.add_argument("--stem", choices=STEMS, default=None,
+                   help="imagenet (the model's own, default) or cifar: the small-input stem (3x3 stride-1 conv, no "
+                        "max-pool), for 32-64 px images; any ResNet-family model")  # fmt: skip
+    p.add_argument("--device-data", action=argparse.BooleanOptionalAction, default=None,
+                   help="decode the data set once, keep it on the training device and augment it there (in-memory "
+                        "sets such as the .npz ones; training: resize, --translate, flip, --cutout)")  # fmt: skip
     p.add_argument("--amp", choices=("bf16", "fp16"), default=None, help="mixed precision")
     p.add_argument("--channels-last", action="store_true", default=None, help="NHWC memory format")
     p.add_argument("--skip-bad-images", action="store_true", default=None,
@@ -85,10 +92,17 @@ def train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-e", "--evaluate", action="store_true", help="evaluate the model on the validation set and exit")
     p.add_argument("--recipe", choices=tuple(RECIPES), default=None, help="a paper's hyper-parameters")
     p.add_argument("--label-smoothing", type=checked("label_smoothing"), default=None)
-    p.add_argument("--schedule", choices=("step", "cosine"), default=None, help="learning-rate schedule")
+    p.add_argument("--schedule", choices=("step", "cosine", "linear"), default=None,
+                   help="learning-rate schedule after the warm-up: step, cosine, or linear to 0")  # fmt: skip
     p.add_argument("--step-epochs", type=checked("step_epochs"), default=None,
                    help="step schedule: divide by 10 every N epochs")  # fmt: skip
     p.add_argument("--warmup-epochs", type=checked("warmup_epochs"), default=None, help="linear learning-rate warm-up")
+    p.add_argument("--warmup-fraction", type=checked("warmup_fraction"), default=None,
+                   help="the warm-up as a fraction of --epochs (where --warmup-epochs is not given)")  # fmt: skip
+    p.add_argument("--translate", type=checked("translate"), default=None, metavar="PX",
+                   help="--device-data: shift training images by up to PX pixels (default: a side's 1/8)")  # fmt: skip
+    p.add_argument("--cutout", type=checked("cutout"), default=None, metavar="PX",
+                   help="--device-data: zero a PX x PX square of each training image (default 0: none)")  # fmt: skip
     p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--mixup", type=checked("mixup"), default=None, help="mixup alpha (default 0: off)")
     p.add_argument("--cutmix", type=checked("cutmix"), default=None, help="cutmix alpha (default 0: off)")

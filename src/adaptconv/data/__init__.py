@@ -1,6 +1,8 @@
-"""Data: the embedded default set, ``.npz`` files and image folders; transforms; resumable sampling."""
+"""Data: the embedded default set, ``.npz`` files and image folders; transforms; resumable sampling; data kept and
+augmented on the training device."""
 
 from .datasets import BadImageError, DataError, embedded_dataset, open_npz
+from .device_loading import DeviceAugment, DeviceLoader
 from .loading import (
     AugmentedDataset,
     EpochSampler,
@@ -18,6 +20,8 @@ __all__ = [
     "DataConfig",
     "DataError",
     "DataSource",
+    "DeviceAugment",
+    "DeviceLoader",
     "EpochSampler",
     "ShardSampler",
     "SkippedImage",

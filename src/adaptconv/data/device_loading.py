@@ -111,8 +111,8 @@ def _cutout(images: Tensor, cy: Tensor, cx: Tensor, side: int) -> Tensor:
 
 
 class DeviceLoader:
-    """Batches of a data set kept on ``device``: ``(images, labels, 0)`` like the worker loader's (the 0: no image
-    was skipped), images float32 normalised by ``mean``/``std``, in channels_last when asked.
+    """Batches of a data set kept on ``device``: ``(images, labels, [])`` like the worker loader's (the empty list:
+    no image was skipped), images float32 normalised by ``mean``/``std``, in channels_last when asked.
 
     Training (``augment`` given): :class:`EpochSampler`'s order and per-sample seeds (``set_epoch``,
     ``set_start``), full batches only. Evaluation (``augment=None``): every sample of this rank once, in order.
@@ -154,7 +154,7 @@ class DeviceLoader:
         full, rest = divmod(len(self.sampler), self.batch_size)
         return full if self.augment is not None or not rest else full + 1
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor, int]]:
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor, list]]:
         if self.augment is None:
             order = torch.tensor(list(self.sampler), dtype=torch.long)
             seeds = None
@@ -167,7 +167,7 @@ class DeviceLoader:
         for b in range(len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             batch_seeds = None if seeds is None else seeds[b * self.batch_size : (b + 1) * self.batch_size]
-            yield self.batch(idx, batch_seeds), self.labels[idx], 0
+            yield self.batch(idx, batch_seeds), self.labels[idx], []
 
     def batch(self, indices: Tensor, seeds: Tensor | None = None) -> Tensor:
         """The images at ``indices``, augmented under ``seeds`` (one per image; None: not augmented), normalised."""

@@ -82,5 +82,8 @@ LIMITS: dict[str, Limit] = {
     "mixup": Limit(low=0),
     "cutmix": Limit(low=0),
     "warmup_epochs": Limit(low=0),
+    "warmup_fraction": Limit(low=0, high=1, high_open=True),
+    "translate": NON_NEGATIVE_COUNT,
+    "cutout": NON_NEGATIVE_COUNT,
     "width": Limit(low=0, low_open=True),
 }

@@ -14,6 +14,8 @@ from ..data import (
     AugmentedDataset,
     DataConfig,
     DataSource,
+    DeviceAugment,
+    DeviceLoader,
     EpochSampler,
     ShardSampler,
     build_transform,
@@ -24,8 +26,8 @@ from ..models import create_model
 from .config import ConfigError, TrainConfig
 from .distributed import DistContext
 
-__all__ = ["AMP_DTYPES", "absolute_data_paths", "autocast", "build_model", "data_record", "eval_loader", "per_rank",
-           "train_loader"]  # fmt: skip
+__all__ = ["AMP_DTYPES", "absolute_data_paths", "autocast", "build_model", "build_scheduler", "data_record",
+           "eval_loader", "per_rank", "train_loader"]  # fmt: skip
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 STAGE_WIDTHS = (64, 128, 256, 512)
@@ -36,6 +38,8 @@ def build_model(cfg: TrainConfig, num_classes: int, in_chans: int) -> nn.Module:
     the ResNet-family models (ours and timm's); ``cfg.model_kwargs`` go to the model; ``cfg.pretrained`` loads
     weights (True: the official ones)."""
     kwargs = dict(cfg.model_kwargs or {})
+    if cfg.stem not in (None, "imagenet"):
+        kwargs["stem"] = cfg.stem
     if cfg.width not in (None, 1, 1.0):
         if cfg.width <= 0:
             raise ConfigError(f"--width must be positive, got {cfg.width}")
@@ -65,8 +69,23 @@ def per_rank(total: int, ctx: DistContext, what: str) -> int:
     return total // ctx.local_world_size
 
 
+def _device_loader(split, data_cfg: DataConfig, cfg: TrainConfig, ctx: DistContext, train: bool) -> DeviceLoader:
+    """``--device-data``: the split decoded once and kept on the device; training batches resized to the image size,
+    translated (``--translate``, default a side's 1/8), flipped and cut out (``--cutout``) there."""
+    size = data_cfg.img_size
+    translate = cfg.translate if cfg.translate is not None else max(1, size // 8)
+    augment = DeviceAugment(size=size, translate=translate, flip=True, cutout=cfg.cutout or 0) if train else None
+    return DeviceLoader(split, ctx.device, per_rank(cfg.batch_size, ctx, "batch"), data_cfg.mean, data_cfg.std,
+                        augment, size=size, seed=cfg.seed, num_replicas=ctx.world_size, rank=ctx.rank,
+                        channels_last=bool(cfg.channels_last))  # fmt: skip
+
+
 def train_loader(source: DataSource, data_cfg: DataConfig, cfg: TrainConfig, ctx: DistContext):
-    """The training loader and its :class:`EpochSampler` (seeded, resumable)."""
+    """The training loader and its :class:`EpochSampler` (seeded, resumable); with ``--device-data`` a
+    :class:`DeviceLoader`, which is its own sampler."""
+    if cfg.device_data:
+        loader = _device_loader(source.train, data_cfg, cfg, ctx, train=True)
+        return loader, loader
     ds = AugmentedDataset(source.train, build_transform(data_cfg, train=True), skip_bad=cfg.skip_bad_images)
     sampler = EpochSampler(ds, ctx.world_size, ctx.rank, seed=cfg.seed)
     workers = per_rank(cfg.workers, ctx, "workers")
@@ -81,6 +100,8 @@ def train_loader(source: DataSource, data_cfg: DataConfig, cfg: TrainConfig, ctx
 
 def eval_loader(source: DataSource, data_cfg: DataConfig, cfg: TrainConfig, ctx: DistContext) -> DataLoader:
     """The validation loader: every image exactly once over all ranks, in order."""
+    if cfg.device_data:
+        return _device_loader(source.val, data_cfg, cfg, ctx, train=False)
     ds = AugmentedDataset(source.val, build_transform(data_cfg, train=False), skip_bad=cfg.skip_bad_images)
     workers = per_rank(cfg.workers, ctx, "workers")
     return DataLoader(
@@ -89,6 +110,24 @@ def eval_loader(source: DataSource, data_cfg: DataConfig, cfg: TrainConfig, ctx:
         pin_memory=ctx.device.type == "cuda",
         persistent_workers=workers > 0, generator=torch.Generator().manual_seed(cfg.seed),
     )  # fmt: skip
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """timm's scheduler for ``cfg.schedule``, stepped every update: 'step' (/10 every ``--step-epochs``), 'cosine',
+    or 'linear' (to 0 at the last epoch), each after a linear warm-up of ``--warmup-epochs`` from ``warmup_factor``
+    x lr."""
+    from timm.scheduler import create_scheduler_v2
+
+    # 'linear' is timm's polynomial decay of power 1 after the warm-up (warmup_prefix: the decay starts where the
+    # warm-up ends)
+    linear = cfg.schedule == "linear"
+    scheduler, _ = create_scheduler_v2(
+        optimizer, sched="poly" if linear else cfg.schedule,
+        num_epochs=cfg.epochs - cfg.warmup_epochs if linear else cfg.epochs, decay_epochs=cfg.step_epochs,
+        decay_rate=1.0 if linear else 0.1, warmup_prefix=linear, warmup_lr=cfg.lr * cfg.warmup_factor,
+        warmup_epochs=cfg.warmup_epochs, min_lr=0.0, step_on_epochs=False, updates_per_epoch=steps_per_epoch,
+    )  # fmt: skip
+    return scheduler
 
 
 def autocast(cfg: TrainConfig, device: torch.device):

@@ -26,14 +26,22 @@ import torch.nn as nn
 from ..data import DataError, open_source, resolve_data_config
 from ..models.checkpoint import CheckpointError, fit_state_dict
 from .checkpoint import atomic_save, capture_rng, load_training_checkpoint, restore_rng
-from .config import TrainConfig, resolve_config
+from .config import RECIPES, TrainConfig, resolve_config
 from .distributed import DistContext, all_reduce_sum, gather_objects, launch
 from .evaluate import evaluate
 from .loggers import EpochLogger
 from .metrics import ClassificationMeter
 from .output import BEST, CHECKPOINT, claim_output
 from .resume import resume_config
-from .setup import absolute_data_paths, autocast, build_model, data_record, eval_loader, train_loader
+from .setup import (
+    absolute_data_paths,
+    autocast,
+    build_model,
+    build_scheduler,
+    data_record,
+    eval_loader,
+    train_loader,
+)
 from .sync_batchnorm import convert_sync_batchnorm
 
 __all__ = ["NonFiniteLossError", "TrainingStopped", "train"]
@@ -160,13 +168,7 @@ class Trainer:
 
         self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                          weight_decay=cfg.weight_decay, nesterov=bool(cfg.nesterov))  # fmt: skip
-        from timm.scheduler import create_scheduler_v2
-
-        self.scheduler, _ = create_scheduler_v2(
-            self.optimizer, sched=cfg.schedule, num_epochs=cfg.epochs, decay_epochs=cfg.step_epochs, decay_rate=0.1,
-            warmup_lr=cfg.lr * cfg.warmup_factor, warmup_epochs=cfg.warmup_epochs, min_lr=0.0,
-            step_on_epochs=False, updates_per_epoch=self.steps_per_epoch,
-        )  # fmt: skip
+        self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=cfg.amp == "fp16")
         self.mixup = None
         if cfg.mixup > 0 or cfg.cutmix > 0:
@@ -461,8 +463,16 @@ class Trainer:
             _skipped_line(skipped) if self.cfg.skip_bad_images else None,
             f"  checkpoint: {self.output / CHECKPOINT}" + (f"  best: {best}" if best.exists() else ""),
             f"  per-epoch results: {self.output / 'summary.csv'}",
+            _recipe_line(self.cfg),
         ]  # fmt: skip
         print("\n".join(line for line in lines if line), flush=True)
+
+
+def _recipe_line(cfg: TrainConfig) -> str | None:
+    """'  recipe cifar: arch=resnet18, ...': every hyper-parameter the recipe holds, as this run used it."""
+    if not cfg.recipe:
+        return None
+    return f"  recipe {cfg.recipe}: " + ", ".join(f"{k}={getattr(cfg, k)!r}" for k in RECIPES[cfg.recipe])
 
 
 def _skipped_line(skipped: dict[str, list[str]]) -> str:

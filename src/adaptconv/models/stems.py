@@ -10,7 +10,6 @@ its layers, its first conv at stride 1) and the max-pool is dropped. A 32 px ima
 from __future__ import annotations
 
 import torch.nn as nn
-from timm.models.resnet import ResNet
 
 __all__ = ["STEMS", "check_stem", "small_input_stem"]
 
@@ -29,12 +28,14 @@ def _first_conv(stem: nn.Module) -> nn.Conv2d:
     return next(m for m in stem.modules() if isinstance(m, nn.Conv2d))
 
 
-def small_input_stem(model: ResNet) -> ResNet:
+def small_input_stem(model: nn.Module) -> nn.Module:
     """Make ``model``'s stem keep the input resolution (see the module's docstring); returns ``model``.
 
     timm's ``ResNet`` builds its stem from ``stem_type``/``stem_width`` alone (it takes no stem module), so the stem
     is adapted after construction: this is the one place that does it, for every family.
     """
+    from timm.models.resnet import ResNet  # here: the command line reads STEMS without importing timm
+
     if not isinstance(model, ResNet):
         raise TypeError(f"stem='cifar' applies to ResNet-family models, got {type(model).__name__}")
     if isinstance(model.conv1, nn.Conv2d):  # timm's plain stem: one 7x7 conv at stride 2
