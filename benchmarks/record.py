@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -26,7 +27,10 @@ NOT_OPTIONS = ("output", "script", "command")
 
 
 def git_commit(root: Path = ROOT) -> str | None:
-    """The commit checked out at ``root``; ``None`` outside a git checkout or without git."""
+    """The commit checked out at ``root`` (``$BENCHMARK_COMMIT`` where a copy of the tree runs without its history,
+    as on a remote machine); ``None`` outside a git checkout or without git."""
+    if os.environ.get("BENCHMARK_COMMIT"):
+        return os.environ["BENCHMARK_COMMIT"]
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
