@@ -6,9 +6,11 @@ by the worker loader (``DataLoader`` processes that decode and augment every ima
                                         [--img-size 32] [--stem cifar] [--mode eager] [--workers 8]
 
 The step is a whole training step (forward, backward, SGD update) under bf16 autocast, channels_last, on the model
-with the small-input stem (``--stem cifar``), as ``adaptconv train --recipe cifar`` runs it; the augmentation is the
-recipe's (4-pixel translation, flip, cutout 12). Each feed runs ``--warmup`` steps, then ``--steps`` timed ones
-(host clock, the device synchronised before and after). Writes benchmarks/results/input_pipeline[-<name>]-<device>.json.
+with the small-input stem (``--stem cifar``), as ``adaptconv train --recipe cifar`` runs it; the loaders are the ones
+that command builds (``engine.setup.train_loader``): on the device the recipe's augmentation (4-pixel translation,
+flip, cutout 12), in the worker processes torchvision's padded crop and flip. Each feed runs ``--warmup`` steps,
+then ``--steps`` timed ones (host clock, the device synchronised before and after).
+Writes benchmarks/results/input_pipeline[-<name>]-<device>.json.
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ import argparse
 import itertools
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader
 
-from adaptconv.data import AugmentedDataset, DataConfig, EpochSampler, build_transform, collate_skipping, open_source
+from adaptconv.data import DataSource, open_source, resolve_data_config
 from adaptconv.data.datasets import ArrayDataset
-from adaptconv.data.device_loading import DeviceAugment, DeviceLoader, materialize
+from adaptconv.data.device_loading import materialize
+from adaptconv.engine.config import TrainConfig, resolve_config
+from adaptconv.engine.distributed import DistContext
+from adaptconv.engine.setup import train_loader
 from adaptconv.models import create_model
 
 from . import flags, record
@@ -43,33 +48,24 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def batches(feed: str, args: argparse.Namespace, source, decoded, stats: tuple) -> Iterator:
-    """Endless (images, labels) on the device from ``feed``; ``decoded``: the training split decoded once (what the
-    device loader keeps), ``source.train``: as stored (what the worker loader decodes every epoch)."""
-    mean, std = stats
+def batches(feed: str, args: argparse.Namespace, source: DataSource, model: nn.Module) -> Iterator:
+    """Endless (images, labels) on the device from ``feed``: random tensors, or the training loader that ``adaptconv
+    train --recipe cifar`` builds (``--device-data`` or not) for this model and ``source``."""
     n, size, device = args.batch_size, args.img_size, args.device
     if feed == "synthetic":
         g = torch.Generator().manual_seed(0)
         sets = [(torch.randn(n, source.in_chans, size, size, generator=g).to(device, memory_format=torch.channels_last),
                  torch.randint(source.num_classes, (n,), generator=g).to(device)) for _ in range(3)]  # fmt: skip
         yield from itertools.cycle(sets)
-    elif feed == "device":
-        loader = DeviceLoader(decoded, device, n, mean, std, DeviceAugment(size=size, translate=4, cutout=12),
-                              channels_last=True)  # fmt: skip
-        for epoch in itertools.count():
-            loader.set_epoch(epoch)
-            yield from ((x, y) for x, y, _ in loader)
-    else:
-        cfg = DataConfig(size, mean, std, family="small")
-        ds = AugmentedDataset(source.train, build_transform(cfg, train=True))
-        sampler = EpochSampler(ds, 1, 0, seed=0)
-        loader = DataLoader(ds, batch_size=n, sampler=sampler, num_workers=args.workers, drop_last=True,
-                            collate_fn=collate_skipping, pin_memory=device == "cuda",
-                            persistent_workers=args.workers > 0)  # fmt: skip
-        for epoch in itertools.count():
-            sampler.set_epoch(epoch)
-            for x, y, _ in loader:
-                yield x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last), y.to(device)
+        return
+    cfg = resolve_config(TrainConfig(dataset=args.dataset, recipe="cifar", batch_size=n, img_size=size, stem=args.stem,
+                                     workers=args.workers, device_data=feed == "device"))  # fmt: skip
+    data_cfg = resolve_data_config(source, model.pretrained_cfg, size)
+    loader, sampler = train_loader(source, data_cfg, cfg, DistContext(device=torch.device(device)))
+    for epoch in itertools.count():
+        sampler.set_epoch(epoch)
+        for x, y, _ in loader:
+            yield x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last), y.to(device)
 
 
 def img_per_s(model: nn.Module, feed: Iterator, args: argparse.Namespace) -> float:
@@ -102,10 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     source = open_source(dataset=args.dataset)
     started = time.perf_counter()
-    decoded = ArrayDataset(*materialize(source.train), source.classes)
+    # decoded once here, so that each model's device loader does not decode the split again
+    decoded = replace(source, train=ArrayDataset(*materialize(source.train), source.classes))
     decode_s = time.perf_counter() - started
-    pixels = decoded.images.float().div_(255).transpose(0, 1).flatten(1)
-    stats = tuple(pixels.mean(1).tolist()), tuple(pixels.std(1).tolist())
     rows = []
     for name in args.models:
         for mode in args.mode:
@@ -115,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
                 model = create_model(name, stem=args.stem, num_classes=source.num_classes, in_chans=source.in_chans)
                 model = model.to(args.device, memory_format=torch.channels_last).train()
                 run = torch.compile(model) if mode == "compile" else model
-                feed_batches = batches(feed, args, source, decoded, stats)
+                feed_batches = batches(feed, args, decoded if feed == "device" else source, model)
                 row[f"{feed}_img_s"] = round(img_per_s(run, feed_batches, args), 1)
                 print(f"{name} {mode} {feed}: {row[f'{feed}_img_s']:.0f} img/s", flush=True)
             for feed in ("device", "workers"):
