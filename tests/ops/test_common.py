@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import torch
 
 from adaptconv.ops.common import (
@@ -42,3 +45,20 @@ def test_sample_extent_and_accumulator_dtype():
     assert sample_extent(x.to(memory_format=torch.channels_last)) == 3 * 5 * 7 - 1
     assert accumulator_dtype(torch.bfloat16) is accumulator_dtype(torch.float16) is torch.float32
     assert accumulator_dtype(torch.float64) is torch.float64
+
+
+def test_a_cuda_implementation_is_imported_on_its_first_call_only():
+    """The registered CUDA functions import their module (and triton) when first called, not with the package."""
+    code = (
+        "import sys\n"
+        "import adaptconv.ops\n"
+        "from adaptconv.ops.common import imported_on_first_call\n"
+        "assert 'adaptconv.ops.involution.cuda' not in sys.modules\n"
+        "assert 'adaptconv.ops.self_calibration.cuda' not in sys.modules\n"
+        "f = imported_on_first_call('adaptconv.ops.involution.cpu', 'use_windows')\n"
+        "assert f.__name__ == 'use_windows'\n"
+        "import torch\n"
+        "print(f(torch.empty(1, 16, 3, 3), torch.empty(1, 49, 3, 3), 7))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"

@@ -45,6 +45,11 @@ def involution_output_size(
     if padding is None:
         padding = dilation * (kernel_size - 1) // 2
     check_window(kernel_size, stride, padding, dilation)
+    return _output_hw(height, width, kernel_size, stride, padding, dilation)
+
+
+def _output_hw(height: int, width: int, kernel_size: int, stride: int, padding: int, dilation: int) -> tuple[int, int]:
+    """``involution_output_size`` of a window already checked."""
     return (
         output_size(height, kernel_size, stride, padding, dilation),
         output_size(width, kernel_size, stride, padding, dilation),
@@ -197,7 +202,7 @@ def _checked_aggregation(
     groups = weight.shape[1] // k2
     if c % groups != 0:
         raise ValueError(f"x has {c} channels, which is not a multiple of the weight's {groups} groups")
-    ho, wo = involution_output_size(h, w, kernel_size, stride, padding, dilation)
+    ho, wo = _output_hw(h, w, kernel_size, stride, padding, dilation)  # the window is checked above
     if ho < 1 or wo < 1:
         raise ValueError(
             f"a {h}x{w} input is too small for kernel_size={kernel_size}, dilation={dilation}, padding={padding}"
@@ -276,7 +281,7 @@ def _checked_fusion(
     groups = span_weight.shape[0] // taps
     if x.shape[1] % groups:
         raise ValueError(f"x has {x.shape[1]} channels, which is not a multiple of the {groups} kernel groups")
-    out_hw = involution_output_size(x.shape[2], x.shape[3], kernel_size, stride, padding, dilation)
+    out_hw = _output_hw(x.shape[2], x.shape[3], kernel_size, stride, padding, dilation)  # checked above
     if reduced.shape[0] != x.shape[0] or tuple(reduced.shape[2:]) != out_hw:
         raise ValueError(f"reduced must be (N, C_r, H_out, W_out) = ({x.shape[0]}, C_r, {out_hw[0]}, {out_hw[1]}), "
                          f"got {tuple(reduced.shape)}")  # fmt: skip
