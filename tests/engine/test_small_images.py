@@ -72,3 +72,16 @@ def test_a_recipe_run_prints_its_hyper_parameters(tmp_path):
                    "--epochs", "1", "--amp", "bf16", "--output", str(tmp_path / "run")], cli=MODULE).stdout  # fmt: skip
     line = next(x for x in out.splitlines() if x.strip().startswith("recipe cifar:"))
     assert all(f"{k}=" in line for k in RECIPES["cifar"]) and "batch_size=8" in line and "stem='cifar'" in line
+
+
+def test_validate_rebuilds_the_small_input_stem_of_its_run(tmp_path):
+    """A RedNet's stem has the same weights at either stride: only the run's settings can say it was the small one."""
+    from adaptconv.engine.loggers import read_summary
+
+    data = make_tiny_npz(tmp_path)
+    run = tmp_path / "run"
+    run_cli(["train", "--dataset", f"npz:{data}", "-a", "rednet26", "--stem", "cifar", "--width", "0.25", "-b", "8",
+             "--epochs", "1", "-j", "0", "--output", str(run)], cli=MODULE)  # fmt: skip
+    out = run_cli(["validate", "--checkpoint", str(run / "model_best.pth")], cli=MODULE).stdout
+    top1 = read_summary(run / "summary.csv")[-1]["top1"]
+    assert f"top-1 {top1:.2f}%" in out, out

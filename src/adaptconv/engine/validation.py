@@ -32,7 +32,7 @@ def _from_record(cfg: TrainConfig, record: dict) -> TrainConfig:
     """Fill what the user did not give from the training run that wrote the checkpoint: its model, and its data
     where no data is given."""
     args = record.get("args") or {}
-    for key in ("arch", "width", "num_classes", "img_size", "model_kwargs"):
+    for key in ("arch", "width", "num_classes", "img_size", "model_kwargs", "stem", "device_data"):
         if getattr(cfg, key) is None and args.get(key) is not None:
             setattr(cfg, key, args[key])
     if cfg.num_classes is None and record.get("data"):
