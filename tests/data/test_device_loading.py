@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from helpers import DEVICES
 
 from adaptconv.data.datasets import ArrayDataset
-from adaptconv.data.device_loading import DeviceAugment, DeviceLoader, hash_uniform, materialize
+from adaptconv.data.device_loading import (
+    DeviceAugment,
+    DeviceLoader,
+    crop_boxes,
+    hash_uniform,
+    materialize,
+    resized_crop,
+)
+from adaptconv.data.transforms import DataConfig, build_transform
 from adaptconv.data.loading import EpochSampler, sample_seed
 
 MASK64 = (1 << 64) - 1
@@ -126,12 +136,82 @@ def test_resize_and_channels_last_and_a_decoded_split():
 
 
 @pytest.mark.gpu
-def test_cuda_batches_equal_cpu_batches():
+@pytest.mark.parametrize("aug", [DeviceAugment(translate=4, cutout=12), DeviceAugment(size=40, crop_scale=(0.35, 1))])
+def test_cuda_batches_equal_cpu_batches(aug):
     ds = dataset(n=64, h=32, w=32)
-    aug = DeviceAugment(translate=4, cutout=12)
     cpu, cuda = (DeviceLoader(ds, d, 16, (0.5,) * 3, (0.25,) * 3, aug, seed=5) for d in ("cpu", "cuda"))
     for loader in (cpu, cuda):
         loader.set_epoch(1)
     for (a, la, _), (b, lb, _) in zip(cpu, cuda, strict=True):
         torch.testing.assert_close(b.cpu(), a, rtol=1e-6, atol=1e-6)
         assert torch.equal(la, lb.cpu())
+
+
+def plain_crop_box(seed: int, height: int, width: int, scale, ratio=(3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
+    """torchvision's ``RandomResizedCrop.get_params``, line by line, drawing from the hash streams the loader uses."""
+    s = torch.tensor([seed])
+    draw = lambda stream: float(hash_uniform(s, stream))  # noqa: E731
+    area, log_ratio = height * width, (math.log(ratio[0]), math.log(ratio[1]))
+    for t in range(10):
+        target_area = area * (scale[0] + draw(5 + 2 * t) * (scale[1] - scale[0]))
+        aspect = math.exp(log_ratio[0] + draw(6 + 2 * t) * (log_ratio[1] - log_ratio[0]))
+        w, h = round(math.sqrt(target_area * aspect)), round(math.sqrt(target_area / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            return int(draw(25) * (height - h + 1)), int(draw(26) * (width - w + 1)), h, w
+    return 0, 0, height, width  # square images: the whole image
+
+
+def test_crop_boxes_are_torchvisions_draws_and_the_crop_is_interpolate_of_the_box():
+    seeds = torch.tensor([sample_seed(3, epoch, i) for epoch in range(3) for i in range(40)])
+    top, left, h, w = crop_boxes(seeds, 24, 24, (0.35, 1.0))
+    boxes = list(zip(top.tolist(), left.tolist(), h.tolist(), w.tolist(), strict=True))
+    assert boxes == [plain_crop_box(int(s), 24, 24, (0.35, 1.0)) for s in seeds]
+    assert all(0.35 * 576 * 0.9 <= bh * bw and bh + bt <= 24 and bw + bl <= 24 for bt, bl, bh, bw in boxes)
+    images = dataset(n=len(seeds), h=24, w=24).images.float()
+    flip = hash_uniform(seeds, 2) < 0.5
+    got = resized_crop(images, (top, left, h, w), 32, flip)
+    for k in (0, 5, 77, 119):
+        bt, bl, bh, bw = boxes[k]
+        box = images[k : k + 1, :, bt : bt + bh, bl : bl + bw]
+        expected = torch.nn.functional.interpolate(box, size=(32, 32), mode="bilinear", align_corners=False)[0]
+        torch.testing.assert_close(got[k], expected.flip(-1) if flip[k] else expected, rtol=0, atol=1e-3)
+
+
+def test_crop_falls_back_to_the_centre_when_no_try_fits():
+    # an area of at least the whole image at a ratio far from 1 never fits: torchvision's centre crop, ratio clamped
+    top, left, h, w = crop_boxes(torch.arange(4), 10, 40, (1.0, 1.0), ratio=(3.0, 3.0))
+    assert (top.tolist(), left.tolist(), h.tolist(), w.tolist()) == ([0] * 4, [5] * 4, [10] * 4, [30] * 4)
+
+
+def crop_loader(ds, batch_size=8, seed=2):
+    aug = DeviceAugment(size=32, cutout=0, crop_scale=(0.35, 1.0))
+    return DeviceLoader(ds, "cpu", batch_size, (0.5,) * 3, (0.25,) * 3, aug, seed=seed)
+
+
+def test_random_resized_crop_depends_on_seed_epoch_and_sample_alone():
+    ds = dataset(n=40, h=24, w=24)
+    a, b = crop_loader(ds, 8), crop_loader(ds, 5)  # batches of another size: the same image per sample
+    for loader in (a, b):
+        loader.set_epoch(1)
+    x, y = torch.cat([t[0] for t in a]), torch.cat([t[1] for t in a])
+    assert x.shape == (40, 3, 32, 32) and x.dtype == torch.float32
+    assert x.min() >= (0 - 0.5) / 0.25 and x.max() <= (1 - 0.5) / 0.25  # bilinear stays within the pixels' range
+    assert torch.equal(x, torch.cat([t[0] for t in b])) and torch.equal(y, torch.cat([t[1] for t in b]))
+    a.set_epoch(2)
+    assert not torch.equal(x, torch.cat([t[0] for t in a]))  # another epoch, other crops
+    resumed = crop_loader(ds, 8)
+    resumed.set_epoch(1)
+    resumed.set_start(3 * 8)
+    assert torch.equal(torch.cat([t[0] for t in resumed]), x[3 * 8 :])
+
+
+@pytest.mark.parametrize(("side", "crop_pct"), [(24, 1.0), (24, 0.75)])
+def test_evaluation_resize_is_the_evaluation_transform(side, crop_pct):
+    """Evaluation on the device feeds what the worker loader's ImageNet evaluation transform does."""
+    ds = dataset(n=6, h=side, w=side)
+    loader = DeviceLoader(ds, "cpu", 6, (0.5,) * 3, (0.25,) * 3, size=32, crop_pct=crop_pct)
+    x = next(iter(loader))[0]
+    transform = build_transform(DataConfig(32, (0.5,) * 3, (0.25,) * 3, crop_pct=crop_pct), train=False)
+    expected = torch.stack([transform(image) for image in ds.images])
+    assert x.shape == (6, 3, 32, 32)
+    torch.testing.assert_close(x, expected, rtol=0, atol=0.02)

@@ -103,6 +103,12 @@ def train_arguments(p: argparse.ArgumentParser) -> None:
                    help="--device-data: shift training images by up to PX pixels (default: a side's 1/8)")  # fmt: skip
     p.add_argument("--cutout", type=checked("cutout"), default=None, metavar="PX",
                    help="--device-data: zero a PX x PX square of each training image (default 0: none)")  # fmt: skip
+    p.add_argument("--crop-scale", nargs=2, type=checked("crop_scale"), default=None, metavar=("LOW", "HIGH"),
+                   help="images above 64 px: the training crop's share of the image area (random-resized crop; "
+                        "default 0.08 1)")  # fmt: skip
+    p.add_argument("--crop-pct", type=checked("crop_pct"), default=None,
+                   help="images above 64 px: evaluation's centre crop as a fraction of the resized image (default: "
+                        "the model's, 0.875 for most; 1: the whole image)")  # fmt: skip
     p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--mixup", type=checked("mixup"), default=None, help="mixup alpha (default 0: off)")
     p.add_argument("--cutmix", type=checked("cutmix"), default=None, help="cutmix alpha (default 0: off)")
@@ -133,4 +139,6 @@ def to_config(args: argparse.Namespace) -> TrainConfig:
     values = {k: v for k, v in vars(args).items() if k in names}
     if values.get("model_kwargs"):
         values["model_kwargs"] = dict(values["model_kwargs"])
+    if values.get("crop_scale"):
+        values["crop_scale"] = tuple(values["crop_scale"])
     return TrainConfig(**values)

@@ -8,7 +8,7 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from .datasets import ArrayDataset, BadImageError, DataError, ImageFolderDataset, embedded_dataset, open_npz
-from .transforms import DataConfig
+from .transforms import CROP_SCALE, DataConfig
 
 __all__ = ["DataSource", "open_source", "resolve_data_config"]
 
@@ -80,9 +80,16 @@ def _channel_stats(ds: ArrayDataset) -> tuple[tuple[float, ...], tuple[float, ..
     return tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
 
 
-def resolve_data_config(source: DataSource, model_cfg: dict, img_size: int | None = None) -> DataConfig:
+def resolve_data_config(
+    source: DataSource,
+    model_cfg: dict,
+    img_size: int | None = None,
+    crop_pct: float | None = None,
+    crop_scale: tuple[float, float] | None = None,
+) -> DataConfig:
     """Small images (<= 64 px) at their own size with their own channel statistics (when held in memory); other
-    data with the ImageNet transforms of the model's pretrained configuration."""
+    data with the ImageNet transforms of the model's pretrained configuration, where ``crop_pct`` (evaluation's
+    centre crop) and ``crop_scale`` (training's random-resized crop), when given, replace its own."""
     if source.image_side <= SMALL_IMAGE_SIDE:
         mean, std = model_cfg["mean"], model_cfg["std"]
         if isinstance(source.train, ArrayDataset):
@@ -97,6 +104,7 @@ def resolve_data_config(source: DataSource, model_cfg: dict, img_size: int | Non
         img_size or model_cfg["input_size"][-1],
         tuple(model_cfg["mean"]),
         tuple(model_cfg["std"]),
-        crop_pct=model_cfg.get("crop_pct", 0.875),
+        crop_pct=crop_pct or model_cfg.get("crop_pct", 0.875),
         interpolation=model_cfg.get("interpolation", "bilinear"),
+        crop_scale=tuple(crop_scale or CROP_SCALE),
     )

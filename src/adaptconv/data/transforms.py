@@ -1,8 +1,10 @@
 """Training and evaluation transforms (torchvision ``transforms.v2`` on uint8 tensors).
 
 Two families:
-- ``imagenet``: the usual ImageNet transforms, as the papers use them: random-resized crop and horizontal flip for
-  training; resize the short side to ``img_size / crop_pct`` and centre-crop ``img_size`` for evaluation.
+- ``imagenet``: the usual ImageNet transforms, as the papers use them: random-resized crop (a box of ``crop_scale`` of
+  the area and an aspect ratio in :data:`CROP_RATIO`, resized to ``img_size``) and horizontal flip for training;
+  resize the short side to ``img_size / crop_pct`` and centre-crop ``img_size`` for evaluation (``crop_pct=1``: the
+  whole image).
 - ``small``: for low-resolution data sets seen at (about) their own size, such as the embedded Fashion-MNIST
   subset: resize to ``img_size`` if needed, then a padded random crop and a horizontal flip for training.
 """
@@ -15,7 +17,11 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2 as T
 
-__all__ = ["DataConfig", "build_transform"]
+__all__ = ["CROP_RATIO", "CROP_SCALE", "DataConfig", "build_transform"]
+
+#: the random-resized crop's defaults (torchvision's): the box's share of the image area, its aspect ratio w/h
+CROP_SCALE = (0.08, 1.0)
+CROP_RATIO = (3 / 4, 4 / 3)
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,7 @@ class DataConfig:
     crop_pct: float = 0.875
     interpolation: str = "bilinear"
     family: str = "imagenet"  # or "small"
+    crop_scale: tuple[float, float] = CROP_SCALE  # imagenet family, training: the random-resized crop's area range
 
 
 def build_transform(cfg: DataConfig, train: bool) -> T.Compose:
@@ -36,7 +43,8 @@ def build_transform(cfg: DataConfig, train: bool) -> T.Compose:
     size = cfg.img_size
     if cfg.family == "imagenet":
         if train:
-            geometry = [T.RandomResizedCrop(size, interpolation=interp, antialias=True), T.RandomHorizontalFlip()]
+            crop = T.RandomResizedCrop(size, cfg.crop_scale, CROP_RATIO, interpolation=interp, antialias=True)
+            geometry = [crop, T.RandomHorizontalFlip()]
         else:
             resize = int(round(size / cfg.crop_pct))
             geometry = [T.Resize(resize, interpolation=interp, antialias=True), T.CenterCrop(size)]

@@ -85,5 +85,7 @@ LIMITS: dict[str, Limit] = {
     "warmup_fraction": Limit(low=0, high=1, high_open=True),
     "translate": NON_NEGATIVE_COUNT,
     "cutout": NON_NEGATIVE_COUNT,
+    "crop_scale": Limit(low=0, high=1, low_open=True),  # each of the pair
+    "crop_pct": Limit(low=0, high=1, low_open=True),
     "width": Limit(low=0, low_open=True),
 }

@@ -70,14 +70,21 @@ def per_rank(total: int, ctx: DistContext, what: str) -> int:
 
 
 def _device_loader(split, data_cfg: DataConfig, cfg: TrainConfig, ctx: DistContext, train: bool) -> DeviceLoader:
-    """``--device-data``: the split decoded once and kept on the device; training batches resized to the image size,
-    translated (``--translate``, default a side's 1/8), flipped and cut out (``--cutout``) there."""
+    """``--device-data``: the split decoded once and kept on the device, fed as the worker loader's transforms feed
+    it (``data_cfg.family``). Training: the ImageNet family's random-resized crop (``--crop-scale``) to the image
+    size; the small family's resize, translation (``--translate``, default a side's 1/8); then flip and cutout
+    (``--cutout``). Evaluation: resized, the ImageNet family's centre ``--crop-pct`` cropped."""
     size = data_cfg.img_size
-    translate = cfg.translate if cfg.translate is not None else max(1, size // 8)
-    augment = DeviceAugment(size=size, translate=translate, flip=True, cutout=cfg.cutout or 0) if train else None
+    augment = None
+    if train and data_cfg.family == "imagenet":
+        augment = DeviceAugment(size=size, cutout=cfg.cutout or 0, crop_scale=data_cfg.crop_scale)
+    elif train:
+        translate = cfg.translate if cfg.translate is not None else max(1, size // 8)
+        augment = DeviceAugment(size=size, translate=translate, flip=True, cutout=cfg.cutout or 0)
+    crop_pct = data_cfg.crop_pct if data_cfg.family == "imagenet" else 1.0
     return DeviceLoader(split, ctx.device, per_rank(cfg.batch_size, ctx, "batch"), data_cfg.mean, data_cfg.std,
                         augment, size=size, seed=cfg.seed, num_replicas=ctx.world_size, rank=ctx.rank,
-                        channels_last=bool(cfg.channels_last))  # fmt: skip
+                        channels_last=bool(cfg.channels_last), crop_pct=crop_pct)  # fmt: skip
 
 
 def train_loader(source: DataSource, data_cfg: DataConfig, cfg: TrainConfig, ctx: DistContext):

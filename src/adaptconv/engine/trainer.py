@@ -140,7 +140,9 @@ class Trainer:
         self.source = open_source(cfg.data, cfg.dataset)
         num_classes = cfg.num_classes or self.source.num_classes
         self.model = build_model(cfg, num_classes, self.source.in_chans)
-        self.data_cfg = resolve_data_config(self.source, self.model.pretrained_cfg, cfg.img_size)
+        self.data_cfg = resolve_data_config(
+            self.source, self.model.pretrained_cfg, cfg.img_size, cfg.crop_pct, cfg.crop_scale
+        )
         self.loader, self.sampler = train_loader(self.source, self.data_cfg, cfg, ctx)
         self.val_loader = eval_loader(self.source, self.data_cfg, cfg, ctx)
         self.steps_per_epoch = len(self.loader)

@@ -32,7 +32,7 @@ def _from_record(cfg: TrainConfig, record: dict) -> TrainConfig:
     """Fill what the user did not give from the training run that wrote the checkpoint: its model, and its data
     where no data is given."""
     args = record.get("args") or {}
-    for key in ("arch", "width", "num_classes", "img_size", "model_kwargs", "stem", "device_data"):
+    for key in ("arch", "width", "num_classes", "img_size", "model_kwargs", "stem", "device_data", "crop_pct"):
         if getattr(cfg, key) is None and args.get(key) is not None:
             setattr(cfg, key, args[key])
     if cfg.num_classes is None and record.get("data"):
@@ -69,7 +69,7 @@ def _validate_worker(ctx: DistContext, cfg: TrainConfig) -> None:
     model = build_model(cfg, num_classes, source.in_chans)
     if cfg.checkpoint:
         load_official_checkpoint(model, cfg.checkpoint)
-    data_cfg = resolve_data_config(source, model.pretrained_cfg, cfg.img_size)
+    data_cfg = resolve_data_config(source, model.pretrained_cfg, cfg.img_size, cfg.crop_pct, cfg.crop_scale)
     trained = (record or {}).get("data")
     if trained and trained.get("source") == source.name:  # feed the images exactly as in training
         data_cfg = DataConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in trained.items()
