@@ -17,8 +17,8 @@ from adaptconv.data.device_loading import (
     materialize,
     resized_crop,
 )
-from adaptconv.data.transforms import DataConfig, build_transform
 from adaptconv.data.loading import EpochSampler, sample_seed
+from adaptconv.data.transforms import DataConfig, build_transform
 
 MASK64 = (1 << 64) - 1
 

@@ -1,4 +1,4 @@
-"""The ``imagenette`` recipe: ImageNet-size images (above 64 px) trained from scratch at 128 px, cropped on the device."""
+"""The ``imagenette`` recipe: images above 64 px trained from scratch at 128 px, cropped on the device."""
 
 from __future__ import annotations
 
