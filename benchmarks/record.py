@@ -17,7 +17,7 @@ from pathlib import Path
 
 from adaptconv.benchmark import environment
 
-__all__ = ["VERSIONS", "git_commit", "load", "make", "markdown_table", "write"]
+__all__ = ["VERSIONS", "git_commit", "load", "make", "markdown_table", "path", "write"]
 
 #: the library versions a record carries (``cuda``: the CUDA that PyTorch was built with, on CUDA runs)
 VERSIONS = ("torch", "triton", "timm", "torchvision", "cuda", "python")
@@ -53,12 +53,17 @@ def make(args: argparse.Namespace, device: str, rows: list[dict], **facts: objec
 
 def write(args: argparse.Namespace, device: str, rows: list[dict], parts: tuple[str, ...] = (),
           **facts: object) -> Path:  # fmt: skip
-    """Write :func:`make`'s record to ``args.output/<script>[-<parts>][-<args.name>]-<device>.json``; the path."""
+    """Write :func:`make`'s record to :func:`path`; the path."""
+    file = path(args, device, parts)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(json.dumps(make(args, device, rows, **facts), indent=1, default=str) + "\n")  # str: paths
+    return file
+
+
+def path(args: argparse.Namespace, device: str, parts: tuple[str, ...] = ()) -> Path:
+    """Where :func:`write` puts a record: ``args.output/<script>[-<parts>][-<args.name>]-<device>.json``."""
     stem = "-".join(p for p in (args.script, *parts, args.name, device) if p)
-    path = Path(args.output) / f"{stem}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(make(args, device, rows, **facts), indent=1, default=str) + "\n")  # str: paths
-    return path
+    return Path(args.output) / f"{stem}.json"
 
 
 def load(path: Path) -> dict:
