@@ -11,12 +11,14 @@ training img/s and the GPU minutes (the run's wall time: start-up, training and 
 
 A run whose record exists already, in ``--output`` or in benchmarks/results/accuracy/, is skipped, and a run folder
 with a checkpoint but no record is resumed: an interrupted call can be issued again as it was. ``--deadline S``
-starts no run after S seconds, nor one whose model took longer than the time left in an earlier run of this call.
+starts no run that would end after S seconds: a run is expected to take as long as its model's longest run with
+this ``--name`` (a record in those folders), else as the longest run of this call so far.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import subprocess
 import sys
@@ -42,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--role", choices=ROLES, default="comparison", help="the runs' part in the study")
     ap.add_argument("--run-dir", type=Path, default=Path("output/accuracy"), help="where the runs' folders go")
     ap.add_argument("--deadline", type=float, default=None, metavar="S",
-                    help="start no run after S seconds, nor one its model's earlier run says will not fit")  # fmt: skip
+                    help="start no run expected to end after S seconds")  # fmt: skip
     ap.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then the flags of adaptconv train")
     return ap
 
@@ -70,10 +72,18 @@ def train(args: argparse.Namespace, model: str, seed: int, train_args: list[str]
     )  # fmt: skip
 
 
+def expected_seconds(args: argparse.Namespace, model: str) -> float | None:
+    """How long a run of ``model`` takes: the longest of its records with this ``--name`` (any seed), or None."""
+    pattern = record.path(args, args.device, (model, "seed*")).name
+    files = {p for folder in (Path(args.output), RESULTS) for p in folder.glob(pattern)}
+    walls = [json.loads(p.read_text()).get("wall_seconds") or 0 for p in files]
+    return max(walls) if walls else None
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     train_args = [a for a in args.train_args if a != "--"]
-    started, took = time.perf_counter(), {}  # model -> seconds of its last run in this call
+    started, took = time.perf_counter(), {}  # model -> seconds of its run in this call
     for seed in args.seeds:
         for model in args.models:
             parts = (model, f"seed{seed}")
@@ -82,12 +92,14 @@ def main(argv: list[str] | None = None) -> None:
             if done:
                 print(f"{model} seed {seed}: done already ({done[0]})", flush=True)
                 continue
-            left = None if args.deadline is None else args.deadline - (time.perf_counter() - started)
-            if left is not None and (left <= 0 or took.get(model, 0) > left):
-                print(
-                    f"{model} seed {seed}: not started ({left:.0f} s left of --deadline {args.deadline:g})", flush=True
-                )
-                continue
+            if args.deadline is not None:
+                left = args.deadline - (time.perf_counter() - started)
+                expected = took.get(model, expected_seconds(args, model))
+                expected = max(took.values(), default=0.0) if expected is None else expected
+                if expected >= left:
+                    print(f"{model} seed {seed}: not started (expected {expected:.0f} s, {left:.0f} s left of "
+                          f"--deadline {args.deadline:g})", flush=True)  # fmt: skip
+                    continue
             facts = train(args, model, seed, train_args)
             took[model] = facts["wall_seconds"]
             path = record.write(args, args.device, facts.pop("rows"), parts=parts, **facts)

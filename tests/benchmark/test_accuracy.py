@@ -49,9 +49,11 @@ def test_seeds_outside_models_inside_and_every_record_at_once(tmp_path, monkeypa
     assert calls == [("a", 0), ("a", 1), ("b", 1)]
 
 
-def test_deadline_starts_no_run_that_will_not_fit(tmp_path, monkeypatch):
+def test_deadline_starts_no_run_expected_to_end_after_it(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(accuracy, "train", fake_train(calls, dict(slow=1e6, fast=0.0)))
-    accuracy.main(["--models", "slow", "fast", "--seeds", "0", "1", "--deadline", "100", "--device", "cpu",
-                   "--output", str(tmp_path)])  # fmt: skip
-    assert calls == [("slow", 0), ("fast", 0), ("fast", 1)]  # slow took longer than the time left
+    monkeypatch.setattr(accuracy, "train", fake_train(calls, dict(slow=1e6, fast=0.0, known=0.0)))
+    (tmp_path / "accuracy-known-seed7-x-cpu.json").write_text(json.dumps(dict(wall_seconds=1e6)))  # an earlier run
+    accuracy.main(["--models", "fast", "known", "slow", "--seeds", "0", "1", "--deadline", "100", "--name", "x",
+                   "--device", "cpu", "--output", str(tmp_path)])  # fmt: skip
+    # 'known' took too long before; 'slow' was not known and the longest run so far fitted; then it had taken long
+    assert calls == [("fast", 0), ("slow", 0), ("fast", 1)]
