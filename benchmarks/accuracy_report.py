@@ -288,8 +288,12 @@ def plot(runs: list[Run], path: Path) -> None:
 
     shown = [r for r in runs if r.role in ("anchor", "comparison")]
     panels = sorted({(r.role, r.study) for r in shown})
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.5 * max(1, len(panels)), 4), squeeze=False)
-    for ax, (role, study) in zip(axes[0], panels, strict=False):
+    cols = min(2, max(1, len(panels)))
+    rows = max(1, -(-len(panels) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 4 * rows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (role, study) in zip(axes.flat, panels, strict=False):
         chosen = [r for r in shown if (r.role, r.study) == (role, study)]
         for (_, _, model, change), rs in sorted(groups(chosen).items(), key=lambda kv: _model_order(kv[0][2])):
             curves = [r.curve for r in rs if len(r.curve) == len(rs[0].curve)]
