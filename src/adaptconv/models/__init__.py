@@ -20,12 +20,13 @@ if TYPE_CHECKING:
     from .factory import create_model, list_models
     from .pretrained import PRETRAINED, PretrainedConfig, get_pretrained_config
     from .rednet import InvolutionBottleneck, RedNet, rednet26, rednet38, rednet50, rednet101, rednet152
-    from .scnet import SCBottleneck, SCNet, scnet50, scnet50_v1d, scnet101, scnet101_v1d
+    from .scnet import OfficialSCBottleneck, SCBottleneck, SCNet, scnet50, scnet50_v1d, scnet101, scnet101_v1d
 
 __all__ = [
     "PRETRAINED",
     "CheckpointError",
     "InvolutionBottleneck",
+    "OfficialSCBottleneck",
     "PretrainedConfig",
     "RedNet",
     "SCBottleneck",
@@ -56,6 +57,6 @@ _MODULES = {
     ".factory": ["create_model", "list_models"],
     ".pretrained": ["PRETRAINED", "PretrainedConfig", "get_pretrained_config"],
     ".rednet": ["InvolutionBottleneck", "RedNet", "rednet26", "rednet38", "rednet50", "rednet101", "rednet152"],
-    ".scnet": ["SCBottleneck", "SCNet", "scnet50", "scnet50_v1d", "scnet101", "scnet101_v1d"],
+    ".scnet": ["OfficialSCBottleneck", "SCBottleneck", "SCNet", "scnet50", "scnet50_v1d", "scnet101", "scnet101_v1d"],
 }  # fmt: skip
 __getattr__, __dir__ = lazy_exports(__name__, {name: module for module, names in _MODULES.items() for name in names})
