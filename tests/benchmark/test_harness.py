@@ -6,6 +6,7 @@ import torch
 from adaptconv.benchmark import (
     Setting,
     baseline_for,
+    environment,
     harness,
     markdown,
     measure,
@@ -153,3 +154,16 @@ def test_prepare_leaves_eager_models_alone():
     model = torch.nn.Linear(2, 2)
     assert harness.prepare(model, "eager") is model
     assert harness.prepare(model, "reduce-overhead") is not model
+
+
+def test_folded_setting_folds_the_model_and_its_baseline(monkeypatch):
+    folded = []
+    real = harness.fuse_for_inference
+    monkeypatch.setattr(harness, "fuse_for_inference", lambda m: folded.append(type(m).__name__) or real(m))
+    todo = settings(["scnet50"], ["inference"], {"inference": [1]}, ["fp32"], ["nchw"], ["eager"], 32, [False, True])
+    assert [s.fold for s in todo] == [False, True]
+    rows = run(todo, "cpu", repeats=1, warmup=0, progress=lambda _: None)
+    assert folded == ["ResNet", "SCNet"] and not any(r["error"] or r["baseline_error"] for r in rows)
+    assert "eager folded" in markdown(rows, environment("cpu"))
+    with pytest.raises(ValueError, match="for inference"):
+        settings(["scnet50"], ["train"], {"train": [2]}, ["fp32"], ["nchw"], ["eager"], 32, [True])

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..models import create_model
+from ..models import create_model, fuse_for_inference
 from .timing import median_ms, peak_memory_mib, reset_peak_memory
 
 __all__ = ["DTYPES", "LAYOUTS", "MODES", "TASKS", "VARIANTS", "Setting", "baseline_for", "create", "input_batches",
@@ -82,6 +82,7 @@ class Setting:
     layout: str = "nchw"
     mode: str = "eager"
     img_size: int = 224
+    fold: bool = False  # batch norms folded into the convolutions (``fuse_for_inference``), model and baseline alike
 
 
 def baseline_for(model: str) -> str:
@@ -94,17 +95,21 @@ def baseline_for(model: str) -> str:
 
 
 def settings(models: Iterable[str], tasks: Iterable[str], batches: dict[str, list[int]], dtypes: Iterable[str],
-             layouts: Iterable[str], modes: Iterable[str], img_size: int) -> list[Setting]:  # fmt: skip
-    """The cross product of the options, checked; ``batches`` maps each task to its batch sizes."""
+             layouts: Iterable[str], modes: Iterable[str], img_size: int,
+             folds: Iterable[bool] = (False,)) -> list[Setting]:  # fmt: skip
+    """The cross product of the options, checked; ``batches`` maps each task to its batch sizes; ``folds``: without
+    and/or with inference folding (inference only)."""
+    if any(folds) and "train" in tasks:
+        raise ValueError("folding batch norms into the convolutions is for inference: use --task inference")
     for value, allowed, what in [(tasks, TASKS, "task"), (dtypes, DTYPES, "dtype"), (layouts, LAYOUTS, "layout"),
                                  (modes, MODES, "mode")]:  # fmt: skip
         bad = [v for v in value if v not in allowed]
         if bad:
             raise ValueError(f"unknown {what} {bad[0]!r}; choose from {', '.join(allowed)}")
     out = []
-    for model, task, dtype, layout, mode in itertools.product(models, tasks, dtypes, layouts, modes):
+    for model, task, dtype, layout, mode, fold in itertools.product(models, tasks, dtypes, layouts, modes, folds):
         _check_name(model)
-        out += [Setting(model, task, b, dtype, layout, mode, img_size) for b in batches[task]]
+        out += [Setting(model, task, b, dtype, layout, mode, img_size, fold) for b in batches[task]]
     return out
 
 
@@ -156,6 +161,8 @@ def measure(s: Setting, device: str, repeats: int = 20, warmup: int = 5, input_s
     try:
         reset_peak_memory(device)
         model = create(s.model, num_classes=1000).to(device, memory_format=LAYOUTS[s.layout])
+        if s.fold:
+            model = fuse_for_inference(model)
         model = prepare(model, s.mode)
         if s.mode != "eager":
             warmup = max(warmup, 3)  # the first calls compile (one graph for train, one for eval) and record graphs
@@ -201,4 +208,5 @@ def run(all_settings: list[Setting], device: str, baseline: str | None = None, r
 
 
 def _describe(s: Setting) -> str:
-    return f"{s.model} {s.task} batch {s.batch} {s.dtype} {s.layout} {s.mode} {s.img_size}px"
+    fold = " folded" if s.fold else ""
+    return f"{s.model} {s.task} batch {s.batch} {s.dtype} {s.layout} {s.mode}{fold} {s.img_size}px"

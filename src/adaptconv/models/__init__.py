@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         read_checkpoint,
     )
     from .factory import create_model, list_models
+    from .folding import fuse_for_inference
     from .pretrained import PRETRAINED, PretrainedConfig, get_pretrained_config
     from .rednet import InvolutionBottleneck, RedNet, rednet26, rednet38, rednet50, rednet101, rednet152
     from .scnet import OfficialSCBottleneck, SCBottleneck, SCNet, scnet50, scnet50_v1d, scnet101, scnet101_v1d
@@ -32,6 +33,7 @@ __all__ = [
     "SCBottleneck",
     "SCNet",
     "create_model",
+    "fuse_for_inference",
     "get_pretrained_config",
     "list_models",
     "load_official_checkpoint",
@@ -55,6 +57,7 @@ _MODULES = {
     ".checkpoint": ["CheckpointError", "load_official_checkpoint", "official_key_map", "official_state_dict",
                     "read_checkpoint"],
     ".factory": ["create_model", "list_models"],
+    ".folding": ["fuse_for_inference"],
     ".pretrained": ["PRETRAINED", "PretrainedConfig", "get_pretrained_config"],
     ".rednet": ["InvolutionBottleneck", "RedNet", "rednet26", "rednet38", "rednet50", "rednet101", "rednet152"],
     ".scnet": ["OfficialSCBottleneck", "SCBottleneck", "SCNet", "scnet50", "scnet50_v1d", "scnet101", "scnet101_v1d"],

@@ -176,6 +176,8 @@ class SelfCalibration(nn.Module):
             gate_hooked = bool(self.calibration_gate._forward_hooks or self.calibration_gate._forward_pre_hooks)
             use_op = use_op and not gate_hooked and not torch.compiler.is_compiling()
             in_place = in_place and not gate_hooked
+        # Off CUDA the op runs these very ops (its reference): in place, they make no temporaries and no copy.
+        use_op = use_op and not (in_place and not x.is_cuda)
         k3 = self.k3(x)
         if use_op:
             result = calibrate(x, k3, self.k2(x))
