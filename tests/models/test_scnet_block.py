@@ -153,3 +153,26 @@ def test_loading_a_state_dict_with_a_part_missing_names_it():
 def test_group_norm_is_refused():
     with pytest.raises(ValueError, match="each channel on its own"):
         SCBottleneck(32, 16, norm_layer=nn.GroupNorm)
+
+
+@pytest.mark.gpu
+@pytest.mark.usefixtures("no_tf32")
+@pytest.mark.parametrize("block", ["stride1", "avd"])
+def test_merged_block_on_cuda_with_the_kernels(block):
+    """On CUDA channels_last float32 maps large enough for the calibration kernels (2^20 elements a half), both
+    forms in training (outputs, input gradients, running statistics) and in inference (the in-place path)."""
+    merged, official = (m.float().cuda().to(memory_format=torch.channels_last) for m in _pair(*BLOCKS[block]))
+    x = torch.randn(8, BLOCKS[block][0], 64, 64, device="cuda").to(memory_format=torch.channels_last)
+    results = []
+    for m in (merged, official):
+        xi = x.clone().requires_grad_(True)
+        y = m.train()(xi)
+        y.float().square().mean().backward()
+        with torch.no_grad():
+            results.append((y.detach(), xi.grad, m.eval()(x), m.state_dict()))
+    (ya, ga, ea, sa), (yb, gb, eb, sb) = results
+    torch.testing.assert_close(ya, yb, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(ga, gb, rtol=1e-3, atol=1e-7)
+    torch.testing.assert_close(ea, eb, rtol=1e-4, atol=1e-5)
+    for k in sb:
+        torch.testing.assert_close(sa[k], sb[k], rtol=1e-4, atol=1e-5, msg=k)
