@@ -11,6 +11,7 @@ from torch import Tensor
 from ...layers import LayerType
 from ..common import check_feature_map, check_positive_int
 from .op import calibrate, calibration_pool
+from .reference import add_upsampled
 
 __all__ = ["CalibrationPool", "SelfCalibratedConv2d", "SelfCalibration"]
 
@@ -182,9 +183,8 @@ class SelfCalibration(nn.Module):
         if use_op:
             result = calibrate(x, k3, self.k2(x))
         elif in_place and self.official_gate and out is not None:
-            # the official ops in place: no temporaries but K2's map and its up-sampling
-            up = F.interpolate(self.k2(x), size=[x.shape[-2], x.shape[-1]], mode="nearest")
-            return torch.add(x, up, out=out).sigmoid_().mul_(k3)
+            # the official ops in place: no temporaries but K2's map
+            return add_upsampled(x, self.k2(x), out).sigmoid_().mul_(k3)
         else:
             result = k3 * self.gate(x)
         if out is not None:
