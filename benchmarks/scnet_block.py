@@ -20,9 +20,9 @@ from adaptconv.models import OfficialSCBottleneck, SCBottleneck
 from . import flags, record
 
 BLOCKS = {
-    "scnet (fused)": lambda: SCBottleneck(256, 64),
+    "scnet (fused)": lambda: SCBottleneck(256, 64, fused_calibration=True),
     "scnet (official ops)": lambda: SCBottleneck(256, 64, fused_calibration=False),
-    "scnet (official layers, fused)": lambda: OfficialSCBottleneck(256, 64),
+    "scnet (official layers, fused)": lambda: OfficialSCBottleneck(256, 64, fused_calibration=True),
     "scnet (official layers and ops)": lambda: OfficialSCBottleneck(256, 64, fused_calibration=False),
     "resnet50": lambda: Bottleneck(256, 64),
 }

@@ -47,7 +47,8 @@ def test_unfused_scnet_variant():
 
     convs = [m for m in harness.create("scnet50+unfused").modules() if isinstance(m, SelfCalibration)]
     assert convs and not any(m.fused for m in convs)
-    assert all(m.fused for m in harness.create("scnet50").modules() if isinstance(m, SelfCalibration))
+    assert not any(m.fused for m in harness.create("scnet50").modules() if isinstance(m, SelfCalibration))
+    assert all(m.fused for m in harness.create("scnet50+fused_gate").modules() if isinstance(m, SelfCalibration))
     with pytest.raises(ValueError, match="'\\+unfused' is for the scnet models, not rednet26"):
         settings(["rednet26+unfused"], ["inference"], {"inference": [1]}, ["fp32"], ["nchw"], ["eager"], 32)
 

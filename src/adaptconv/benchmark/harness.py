@@ -31,14 +31,15 @@ TASKS = ("inference", "train")
 
 #: model variants, named after a '+' (several may follow each other): the model family that has each, and the
 #: keyword arguments it stands for. ``rednet50+fused`` is RedNet-50 with fused involution kernel generation,
-#: ``rednet50+fused+recompute`` also recomputes its stem in the backward pass; ``scnet50+unfused`` computes the
-#: calibration gates with the official code's separate ops instead of the fused op, ``scnet50+official`` builds the
-#: official code's layers one by one instead of the merged ones (``scnet50+official+unfused``: the official code's
-#: layers and ops)
+#: ``rednet50+fused+recompute`` also recomputes its stem in the backward pass; ``scnet50+fused_gate`` computes the
+#: calibration gates with the fused op instead of the official code's separate ops (the default, which
+#: ``scnet50+unfused`` names explicitly); ``scnet50+official`` builds the official code's layers one by one instead
+#: of the merged ones (``scnet50+official+unfused``: the official code's layers and ops)
 VARIANTS: dict[str, tuple[str, dict]] = {
     "fused": ("rednet", dict(fused_involution=True)),
     "recompute": ("rednet", dict(recompute_stem=True)),
     "unfused": ("scnet", dict(fused_calibration=False)),
+    "fused_gate": ("scnet", dict(fused_calibration=True)),
     "official": ("scnet", dict(official_layers=True)),
 }
 
