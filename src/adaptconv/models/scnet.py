@@ -68,16 +68,16 @@ class _SCBlock(ResidualBottleneck):
 
 
 class SCBottleneck(_SCBlock):
-    """SCNet bottleneck, the official function and state_dict in fewer, wider layers.
+    """SCNet bottleneck: two 1x1 convs to width/2 each; a 3x3 conv on one half and a self-calibrated conv on the
+    other; concatenation; 1x1 conv to ``planes * 4``; residual (in merged layers, with the official state_dict).
 
-    The official block: two 1x1 convs to width/2 each (``conv1_a``, ``conv1_b``, same input); a 3x3 conv K1 on the
-    first half and a self-calibrated conv K4(K3(b) * gate(b)) on the second; concatenation; 1x1 conv to
-    ``planes * 4``; residual. Here ``conv1``/``bn1`` are the two 1x1 convs and their norms as one layer, and
-    ``conv2``/``bn2`` are K1 and K4 as one grouped 3x3 conv (groups 2: K1 on the first half, K4 on the calibrated
-    second half; they carry the same stride in every block) and one norm, whose output is conv3's input: no
-    concatenation after it. ``scconv`` holds K2, K3 and the gate (``SelfCalibration``). In inference (no autograd)
-    the calibrated half is written over the second half of conv1's output, so conv2 reads one buffer; in training it
-    is concatenated to the first half. The state_dict keeps the official names and shapes
+    The official block's layers are ``conv1_a``, ``conv1_b`` (same input), a 3x3 conv K1 on the first half and a
+    self-calibrated conv K4(K3(b) * gate(b)) on the second. Here ``conv1``/``bn1`` are the two 1x1 convs and their
+    norms as one layer, and ``conv2``/``bn2`` are K1 and K4 as one grouped 3x3 conv (groups 2: K1 on the first half,
+    K4 on the calibrated second half; they carry the same stride in every block) and one norm, whose output is
+    conv3's input: no concatenation after it. ``scconv`` holds K2, K3 and the gate (``SelfCalibration``). In
+    inference (no autograd) the calibrated half is written over the second half of conv1's output, so conv2 reads
+    one buffer; in training it is concatenated to the first half. The state_dict keeps the official names and shapes
     (``merged_layers.keep_separate_keys``), so official checkpoints load and save unchanged.
 
     width = planes * base_width / 64 (base_width 32 in SCNet, so each half has planes / 2 channels).
