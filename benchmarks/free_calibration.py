@@ -11,32 +11,39 @@ batch 128 train / 256 inference; on a CPU fp32 at batch 8 / 1), then the model a
 - ``calibration``: ``K4(K3(x))``: the pooling, K2, the up-sampling and the gate cost nothing (they are skipped), K3
   and K4 stay. No kernel of the calibration can make the model faster than this.
 - ``scconv``: ``K4(x)``: K3 skipped too, so each bottleneck is a ResNet bottleneck split in two halves of one 3x3
-  conv each (K1 and K4), joined by the concatenation: the speed of SCNet's layout of layers without any of the
-  self-calibration's work.
+  conv each (K1 and K4): the speed of SCNet's layout of layers without any of the self-calibration's work.
 
 Both change the function (they are bounds, not models). Each level replaces the method
-``adaptconv.ops.SelfCalibratedConv2d.forward``; the switches stay on for the rest of the process, so the levels run
-in this order. Writes benchmarks/results/free_calibration[-<name>]-<device>.json and a table.
+``adaptconv.ops.SelfCalibration.calibrated`` (K4's input, in both forms of the SC bottleneck); the switches stay on
+for the rest of the process, so the levels run in this order. Writes
+benchmarks/results/free_calibration[-<name>]-<device>.json and a table.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from adaptconv.ops import SelfCalibratedConv2d
+from torch import Tensor
+
+from adaptconv.ops import SelfCalibration
 
 from . import bound
 
-#: the forward every ``SelfCalibratedConv2d`` runs at each level
+
+def _into(result: Tensor, out: Tensor | None) -> Tensor:
+    return result if out is None else out.copy_(result)
+
+
+#: what every ``SelfCalibration`` (K4's input in both forms of the SC bottleneck) computes at each level
 FORWARDS = {
-    "calibration": lambda self, x: self.k4(self.k3(x)),
-    "scconv": lambda self, x: self.k4(x),
+    "calibration": lambda self, x, out=None: _into(self.k3(x), out),
+    "scconv": lambda self, x, out=None: _into(x, out),
 }
 
 
 def _switch(level: str):
     def use() -> None:
-        SelfCalibratedConv2d.forward = FORWARDS[level]
+        SelfCalibration.calibrated = FORWARDS[level]
 
     return use
 

@@ -18,8 +18,9 @@
 #          involutions that only copy (then also with the norms and ReLUs around them gone), eager and with CUDA
 #          graphs (CUDA-graph training one level a process: all of them in one take over 5 minutes); the stride
 #          pool's two implementations
-# scnet:   SCNet's runs of docs/scnet_speed.md: the models with the fused calibration and with the official ops
-#          (+unfused), at batch 1 and 8, compiled and with CUDA graphs; the profile by module role; one bottleneck;
+# scnet:   SCNet's runs of docs/scnet_speed.md: the merged block against the official code's layers and ops
+#          (+official, +unfused) and the three variants' table, folded and batch-1 inference, the step profile; the
+#          models with the fused calibration (+fused_gate) and with the official ops, at batch 1 and 8, compiled and with CUDA graphs; the profile by module role; one bottleneck;
 #          the bound with the self-calibration free (CUDA graphs; training one process, inference another); the
 #          pooling paths at K2's 4x4 windows (the bound part times them at the involution's 2x2)
 # Each part writes its JSON and Markdown files to OUT_DIR (default benchmarks/results). Kernel tuning results are
@@ -55,15 +56,19 @@ for part in $parts; do
                --name reduce-overhead-train-$level || status=1
            done
            script stride_pool || status=1 ;;
-    scnet) bench scnet50 scnet50+unfused --task inference --batch-size 1 8 --name scnet50-small-batch || status=1
+    scnet) bench scnet50 scnet50+unfused scnet50+official scnet50+official+unfused --name scnet-merged || status=1
+           bench scnet50 scnet50+official+unfused scnet101 scnet50_v1d --name scnet-merged-table || status=1
+           bench scnet50 --task inference --batch-size 1 256 --fold no yes --name scnet50-fold-latency || status=1
+           script profile_step --models scnet50 scnet50+official+unfused --name merged || status=1
+           bench scnet50 scnet50+fused_gate --task inference --batch-size 1 8 --name scnet50-small-batch || status=1
            bench scnet50 --mode compile --name scnet50-compile || status=1
-           bench scnet50 scnet50+unfused --mode reduce-overhead --name scnet50-fused-reduce-overhead || status=1
+           bench scnet50 scnet50+fused_gate --mode reduce-overhead --name scnet50-fused-reduce-overhead || status=1
            bench scnet50 --task inference --batch-size 1 --mode eager reduce-overhead --name scnet50-latency \
              || status=1
            bench scnet101 scnet50_v1d --task inference --mode reduce-overhead \
              --name scnet-reduce-overhead-inference || status=1
            bench scnet50_v1d --task train --mode reduce-overhead --name scnet50_v1d-reduce-overhead-train || status=1
-           script profile_roles --models scnet50 scnet50+unfused resnet50 || status=1
+           script profile_roles --models scnet50 scnet50+fused_gate resnet50 || status=1
            script scnet_block || status=1
            script stride_pool --window 4 || status=1
            script free_calibration --task train --name reduce-overhead-train || status=1

@@ -46,6 +46,8 @@ def role(path: str | None, cls: str | None, op: str, kernel: dict[str, tuple]) -
         return "avd pool"
     if op in ("aten::cat", "CatBackward0"):
         return "concatenation"
+    if op in ("aten::contiguous", "aten::clone", "aten::copy_"):
+        return "copies (SCNet's calibrated half into one buffer)"
     return "residual sum" if "Bottleneck" in (cls or "") else f"other ({cls})"
 
 

@@ -1,6 +1,6 @@
-"""One bottleneck's forward + backward: SCNet's (fused calibration ops, and the official code's separate ops) against
-ResNet-50's, at SCNet-50's first-stage shape (batch 64, 256 channels, 56 x 56, planes 64; bf16 autocast,
-channels_last on a GPU), eager and compiled.
+"""One bottleneck's forward + backward: SCNet's (merged layers with the fused calibration ops or the official code's
+separate ops; the official code's layers with either) against ResNet-50's, at SCNet-50's first-stage shape (batch
+64, 256 channels, 56 x 56, planes 64; bf16 autocast, channels_last on a GPU), eager and compiled.
 
     python -m benchmarks.scnet_block [--batch-size 64] [--size 56] [--mode eager compile] [--name SUFFIX]
 
@@ -15,20 +15,17 @@ import torch
 from timm.models.resnet import Bottleneck
 
 from adaptconv.benchmark import median_ms
-from adaptconv.models import SCBottleneck
+from adaptconv.models import OfficialSCBottleneck, SCBottleneck
 
 from . import flags, record
 
 BLOCKS = {
-    "scnet (fused)": lambda: SCBottleneck(256, 64),
-    "scnet (official ops)": lambda: _unfused(SCBottleneck(256, 64)),
+    "scnet (fused)": lambda: SCBottleneck(256, 64, fused_calibration=True),
+    "scnet (official ops)": lambda: SCBottleneck(256, 64, fused_calibration=False),
+    "scnet (official layers, fused)": lambda: OfficialSCBottleneck(256, 64, fused_calibration=True),
+    "scnet (official layers and ops)": lambda: OfficialSCBottleneck(256, 64, fused_calibration=False),
     "resnet50": lambda: Bottleneck(256, 64),
 }
-
-
-def _unfused(block: SCBottleneck) -> SCBottleneck:
-    block.scconv.fused = False
-    return block
 
 
 def parser() -> argparse.ArgumentParser:
@@ -62,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
 
             ms = median_ms(step, args.device, args.repeats, warmup=5)
             rows.append(dict(block=name, mode=mode, ms=ms))
-            print(f"{name:22s} {mode:8s} {ms:.3f} ms", flush=True)
+            print(f"{name:32s} {mode:8s} {ms:.3f} ms", flush=True)
     table = [[r["block"], r["mode"], f"{r['ms']:.3f}"] for r in rows]
     print(record.markdown_table(["block", "mode", "fwd+bwd ms"], table))
     path = record.write(args, args.device, rows, dtype="bf16" if gpu else "fp32",

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .models import (
         CheckpointError,
         create_model,
+        fuse_for_inference,
         get_pretrained_config,
         list_models,
         load_official_checkpoint,
@@ -29,6 +30,7 @@ __all__ = [
     "Involution2d",
     "SelfCalibratedConv2d",
     "create_model",
+    "fuse_for_inference",
     "get_pretrained_config",
     "involution_aggregate",
     "list_models",
@@ -41,6 +43,7 @@ _LAZY = {"detection": ".detection"} | {
     for name in (
         "CheckpointError",
         "create_model",
+        "fuse_for_inference",
         "get_pretrained_config",
         "list_models",
         "load_official_checkpoint",

@@ -125,5 +125,8 @@ def test_free_calibration_levels_skip_the_calibration():
 
     m = SelfCalibratedConv2d(4).eval()
     x = torch.randn(1, 4, 8, 8)
-    torch.testing.assert_close(FORWARDS["calibration"](m, x), m.k4(m.k3(x)))
-    torch.testing.assert_close(FORWARDS["scconv"](m, x), m.k4(x))
+    torch.testing.assert_close(FORWARDS["calibration"](m, x), m.k3(x))
+    torch.testing.assert_close(FORWARDS["scconv"](m, x), x)
+    out = torch.empty_like(x)
+    assert FORWARDS["calibration"](m, x, out) is out
+    torch.testing.assert_close(out, m.k3(x))

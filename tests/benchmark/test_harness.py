@@ -6,6 +6,7 @@ import torch
 from adaptconv.benchmark import (
     Setting,
     baseline_for,
+    environment,
     harness,
     markdown,
     measure,
@@ -42,11 +43,12 @@ def test_fused_variant(monkeypatch):
 
 
 def test_unfused_scnet_variant():
-    from adaptconv.ops import SelfCalibratedConv2d
+    from adaptconv.ops import SelfCalibration
 
-    convs = [m for m in harness.create("scnet50+unfused").modules() if isinstance(m, SelfCalibratedConv2d)]
+    convs = [m for m in harness.create("scnet50+unfused").modules() if isinstance(m, SelfCalibration)]
     assert convs and not any(m.fused for m in convs)
-    assert all(m.fused for m in harness.create("scnet50").modules() if isinstance(m, SelfCalibratedConv2d))
+    assert not any(m.fused for m in harness.create("scnet50").modules() if isinstance(m, SelfCalibration))
+    assert all(m.fused for m in harness.create("scnet50+fused_gate").modules() if isinstance(m, SelfCalibration))
     with pytest.raises(ValueError, match="'\\+unfused' is for the scnet models, not rednet26"):
         settings(["rednet26+unfused"], ["inference"], {"inference": [1]}, ["fp32"], ["nchw"], ["eager"], 32)
 
@@ -153,3 +155,16 @@ def test_prepare_leaves_eager_models_alone():
     model = torch.nn.Linear(2, 2)
     assert harness.prepare(model, "eager") is model
     assert harness.prepare(model, "reduce-overhead") is not model
+
+
+def test_folded_setting_folds_the_model_and_its_baseline(monkeypatch):
+    folded = []
+    real = harness.fuse_for_inference
+    monkeypatch.setattr(harness, "fuse_for_inference", lambda m: folded.append(type(m).__name__) or real(m))
+    todo = settings(["scnet50"], ["inference"], {"inference": [1]}, ["fp32"], ["nchw"], ["eager"], 32, [False, True])
+    assert [s.fold for s in todo] == [False, True]
+    rows = run(todo, "cpu", repeats=1, warmup=0, progress=lambda _: None)
+    assert folded == ["ResNet", "SCNet"] and not any(r["error"] or r["baseline_error"] for r in rows)
+    assert "eager folded" in markdown(rows, environment("cpu"))
+    with pytest.raises(ValueError, match="for inference"):
+        settings(["scnet50"], ["train"], {"train": [2]}, ["fp32"], ["nchw"], ["eager"], 32, [True])

@@ -48,10 +48,10 @@ def test_module_profile_charges_forward_and_backward_to_modules(one_thread):
     assert prof["total_ms"] == pytest.approx(sum(r["ms"] for r in rows))
     seen = {(r["module"], r["direction"], r["op"]) for r in rows}
     # a conv's forward operator and its backward node, both charged to the conv
-    assert ("layer1.0.conv1_a", "forward", "aten::conv2d") in seen
-    assert ("layer1.0.conv1_a", "backward", "ConvolutionBackward0") in seen
+    assert ("layer1.0.conv1", "forward", "aten::conv2d") in seen
+    assert ("layer1.0.conv1", "backward", "ConvolutionBackward0") in seen
     # the gate's fused op inside the self-calibrated conv, and the optimizer outside every module
-    assert any(r["module"] == "layer1.0.scconv" and r["cls"] == "SelfCalibratedConv2d" for r in rows)
+    assert any(r["module"] == "layer1.0.scconv" and r["cls"] == "SelfCalibration" for r in rows)
     assert any(r["module"] == "<optimizer>" for r in rows)
     with pytest.raises(ValueError, match="needs mode 'eager'"):
         module_profile(Setting("scnet50", "train", 2, mode="compile", img_size=32), "cpu")

@@ -16,6 +16,7 @@ from official_reference import official_forward
 import adaptconv
 from adaptconv.models.complexity import count_macs, count_params
 from adaptconv.models.pretrained import PRETRAINED
+from adaptconv.ops import SelfCalibration
 
 MODELS = adaptconv.list_models()
 SCNETS = [m for m in MODELS if m.startswith("scnet")]
@@ -201,7 +202,7 @@ def test_features_only_scnet_in_training_at_batch_one_says_what_to_do():
 def test_ablation_options_reach_every_block():
     scnet = adaptconv.create_model("scnet50", pooling_r=2, calibration_pooling="max",
                                    calibration_upsampling="bilinear", calibration_gate_identity=False)  # fmt: skip
-    convs = [m for m in scnet.modules() if isinstance(m, adaptconv.SelfCalibratedConv2d)]
+    convs = [m for m in scnet.modules() if isinstance(m, SelfCalibration)]
     assert len(convs) == 16
     assert all((c.k2[0].r, c.k2[0].mode, c.upsampling, c.gate_identity) == (2, "max", "bilinear", False) for c in convs)
     rednet = adaptconv.create_model("rednet26", kernel_size=5, group_channels=8, reduction=2)

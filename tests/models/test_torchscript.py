@@ -48,7 +48,8 @@ def ops_run(module: torch.nn.Module, x: torch.Tensor) -> set[str]:
     "name, kwargs, runs, skips",
     [("rednet26", {}, "adaptconv::involution_aggregate", "adaptconv::involution_fused"),
      ("rednet26", {"fused_involution": True}, "adaptconv::involution_fused", "adaptconv::involution_aggregate"),
-     ("scnet50", {}, "adaptconv::calibrate", None),  # on a CPU the op's reference runs sigmoid inside it
+     # on a CPU the op's reference runs sigmoid inside it
+     ("scnet50", {"fused_calibration": True}, "adaptconv::calibrate", None),
      ("scnet50", {"fused_calibration": False}, "aten::sigmoid", "adaptconv::calibrate")],
 )  # fmt: skip
 def test_scripted_models_run_the_chosen_ops_and_survive_save_and_load(name, kwargs, runs, skips):

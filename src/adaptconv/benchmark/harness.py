@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..models import create_model
+from ..models import create_model, fuse_for_inference
 from .timing import median_ms, peak_memory_mib, reset_peak_memory
 
 __all__ = ["DTYPES", "LAYOUTS", "MODES", "TASKS", "VARIANTS", "Setting", "baseline_for", "create", "input_batches",
@@ -31,12 +31,16 @@ TASKS = ("inference", "train")
 
 #: model variants, named after a '+' (several may follow each other): the model family that has each, and the
 #: keyword arguments it stands for. ``rednet50+fused`` is RedNet-50 with fused involution kernel generation,
-#: ``rednet50+fused+recompute`` also recomputes its stem in the backward pass; ``scnet50+unfused`` computes the
-#: calibration gates with the official code's separate ops instead of the fused op
+#: ``rednet50+fused+recompute`` also recomputes its stem in the backward pass; ``scnet50+fused_gate`` computes the
+#: calibration gates with the fused op instead of the official code's separate ops (the default, which
+#: ``scnet50+unfused`` names explicitly); ``scnet50+official`` builds the official code's layers one by one instead
+#: of the merged ones (``scnet50+official+unfused``: the official code's layers and ops)
 VARIANTS: dict[str, tuple[str, dict]] = {
     "fused": ("rednet", dict(fused_involution=True)),
     "recompute": ("rednet", dict(recompute_stem=True)),
     "unfused": ("scnet", dict(fused_calibration=False)),
+    "fused_gate": ("scnet", dict(fused_calibration=True)),
+    "official": ("scnet", dict(official_layers=True)),
 }
 
 
@@ -79,6 +83,7 @@ class Setting:
     layout: str = "nchw"
     mode: str = "eager"
     img_size: int = 224
+    fold: bool = False  # batch norms folded into the convolutions (``fuse_for_inference``), model and baseline alike
 
 
 def baseline_for(model: str) -> str:
@@ -91,17 +96,21 @@ def baseline_for(model: str) -> str:
 
 
 def settings(models: Iterable[str], tasks: Iterable[str], batches: dict[str, list[int]], dtypes: Iterable[str],
-             layouts: Iterable[str], modes: Iterable[str], img_size: int) -> list[Setting]:  # fmt: skip
-    """The cross product of the options, checked; ``batches`` maps each task to its batch sizes."""
+             layouts: Iterable[str], modes: Iterable[str], img_size: int,
+             folds: Iterable[bool] = (False,)) -> list[Setting]:  # fmt: skip
+    """The cross product of the options, checked; ``batches`` maps each task to its batch sizes; ``folds``: without
+    and/or with inference folding (inference only)."""
+    if any(folds) and "train" in tasks:
+        raise ValueError("folding batch norms into the convolutions is for inference: use --task inference")
     for value, allowed, what in [(tasks, TASKS, "task"), (dtypes, DTYPES, "dtype"), (layouts, LAYOUTS, "layout"),
                                  (modes, MODES, "mode")]:  # fmt: skip
         bad = [v for v in value if v not in allowed]
         if bad:
             raise ValueError(f"unknown {what} {bad[0]!r}; choose from {', '.join(allowed)}")
     out = []
-    for model, task, dtype, layout, mode in itertools.product(models, tasks, dtypes, layouts, modes):
+    for model, task, dtype, layout, mode, fold in itertools.product(models, tasks, dtypes, layouts, modes, folds):
         _check_name(model)
-        out += [Setting(model, task, b, dtype, layout, mode, img_size) for b in batches[task]]
+        out += [Setting(model, task, b, dtype, layout, mode, img_size, fold) for b in batches[task]]
     return out
 
 
@@ -153,6 +162,8 @@ def measure(s: Setting, device: str, repeats: int = 20, warmup: int = 5, input_s
     try:
         reset_peak_memory(device)
         model = create(s.model, num_classes=1000).to(device, memory_format=LAYOUTS[s.layout])
+        if s.fold:
+            model = fuse_for_inference(model)
         model = prepare(model, s.mode)
         if s.mode != "eager":
             warmup = max(warmup, 3)  # the first calls compile (one graph for train, one for eval) and record graphs
@@ -198,4 +209,5 @@ def run(all_settings: list[Setting], device: str, baseline: str | None = None, r
 
 
 def _describe(s: Setting) -> str:
-    return f"{s.model} {s.task} batch {s.batch} {s.dtype} {s.layout} {s.mode} {s.img_size}px"
+    fold = " folded" if s.fold else ""
+    return f"{s.model} {s.task} batch {s.batch} {s.dtype} {s.layout} {s.mode}{fold} {s.img_size}px"

@@ -21,13 +21,17 @@ def _num(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _mode(row: dict) -> str:
+    return row["mode"] + (" folded" if row.get("fold") else "")  # rows of older files have no "fold"
+
+
 def markdown(rows: list[dict], environment: dict) -> str:
     """One line per setting: the model's and the baseline's img/s, ms and peak memory, and the ratios."""
     headers = ["model", "task", "batch", "dtype", "layout", "mode", "img/s", "ms/step", "peak MiB", "baseline",
                "baseline img/s", "speed ×", "memory ×"]  # fmt: skip
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for r in rows:
-        cells = [r["model"], r["task"], r["batch"], r["dtype"], r["layout"], r["mode"], _num(r["img_s"], ".1f"),
+        cells = [r["model"], r["task"], r["batch"], r["dtype"], r["layout"], _mode(r), _num(r["img_s"], ".1f"),
                  _num(r["ms"], ".2f"), _num(r["peak_mib"], ".0f"), r["baseline"], _num(r["baseline_img_s"], ".1f"),
                  _num(r["speed_ratio"], ".2f"), _num(r["memory_ratio"], ".2f")]  # fmt: skip
         if r["error"] or r["baseline_error"]:
@@ -49,7 +53,7 @@ def plot_ratios(rows: list[dict], path: Path) -> Path:
     except ImportError as e:
         raise ImportError("--plot needs matplotlib: pip install 'adaptconv[plot]'") from e
     done = [r for r in rows if r["speed_ratio"] is not None]
-    labels = [f"{r['model']}\n{r['task']} b{r['batch']} {r['dtype']}\n{r['layout']} {r['mode']}" for r in done]
+    labels = [f"{r['model']}\n{r['task']} b{r['batch']} {r['dtype']}\n{r['layout']} {_mode(r)}" for r in done]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(done) + 2), 4.5))
     xs = list(range(len(done)))
     memory = [r["memory_ratio"] for r in done]

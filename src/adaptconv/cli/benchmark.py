@@ -34,6 +34,9 @@ def benchmark_arguments(p: argparse.ArgumentParser) -> None:
         default=["eager"],
         help="eager, torch.compile, or torch.compile with CUDA graphs (reduce-overhead); default: eager",
     )
+    p.add_argument("--fold", nargs="+", choices=["no", "yes"], default=["no"],
+                   help="fold batch norms into the convolutions (adaptconv.fuse_for_inference), the model and its "
+                        "baseline alike; inference only. 'no yes' measures both (default: no)")  # fmt: skip
     p.add_argument("--img-size", type=checked("img_size"), default=224, help="default: 224")
     p.add_argument("--repeats", type=checked("repeats", COUNT), default=20,
                    help="timed steps per setting, median reported (default 20)")  # fmt: skip
@@ -72,7 +75,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         batches = {"train": [128], "inference": [256]} if gpu else {"train": [8], "inference": [1]}
     try:
         todo = settings(args.models, tasks, batches, args.dtype or (["bf16"] if gpu else ["fp32"]),
-                        args.layout or (["channels_last"] if gpu else ["nchw"]), args.mode, args.img_size)  # fmt: skip
+                        args.layout or (["channels_last"] if gpu else ["nchw"]), args.mode, args.img_size,
+                        [f == "yes" for f in args.fold])  # fmt: skip
     except ValueError as e:
         print(f"adaptconv benchmark: error: {e}", file=sys.stderr)
         return 2

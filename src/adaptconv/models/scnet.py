@@ -3,7 +3,8 @@
 A ResNet whose bottleneck splits its width in two: one half goes through a plain 3x3 conv (``k1``), the other
 through a self-calibrated conv (``scconv``). The network is timm's ``ResNet`` with this block; the v1d variants add
 timm's deep stem and average-pool shortcut, plus average pooling after the 3x3 stage of strided blocks (``avd``).
-Module names follow the official code, so official checkpoints load without renaming.
+The block computes in merged layers (``SCBottleneck``) and keeps the official state_dict, so official checkpoints
+load without renaming; ``OfficialSCBottleneck`` is the official code's layers one by one.
 """
 
 from __future__ import annotations
@@ -14,22 +15,75 @@ from timm.models import register_model
 from timm.models.resnet import ResNet
 from torch import Tensor
 
-from ..ops import SelfCalibratedConv2d
+from ..layers import LayerType
+from ..ops import SelfCalibratedConv2d, SelfCalibration
 from ._blocks import ResidualBottleneck, check_block_options
 from ._builder import build_model, timm_default_cfgs
+from .merged_layers import keep_separate_keys
 from .stems import check_stem, small_input_stem
 
-__all__ = ["SCBottleneck", "SCNet"]
+__all__ = ["OfficialSCBottleneck", "SCBottleneck", "SCNet"]
 
 
-class SCBottleneck(ResidualBottleneck):
+#: the merged layers of ``SCBottleneck`` -> the official layers each holds, in the order of its output channels
+OFFICIAL_PARTS = {"conv1": ("conv1_a", "conv1_b"), "bn1": ("bn1_a", "bn1_b"), "conv2": ("k1.0", "scconv.k4.0"),
+                  "bn2": ("k1.1", "scconv.k4.1")}  # fmt: skip
+#: the order of the official block's keys (``conv3``, ``bn3`` and ``downsample`` follow)
+OFFICIAL_ORDER = ("conv1_a.", "bn1_a.", "conv1_b.", "bn1_b.", "k1.", "scconv.k2.", "scconv.k3.", "scconv.k4.")
+
+
+def _check_norm(norm_layer: LayerType) -> None:
+    if isinstance(norm_layer, type) and issubclass(norm_layer, nn.GroupNorm):
+        raise ValueError(
+            "SCBottleneck normalises merged layers as one, which needs a norm of each channel on its own (batch norm "
+            "and its frozen or synchronised forms), not GroupNorm; use official_layers=True for other norms"
+        )
+
+
+def _same_layout(part: Tensor, whole: Tensor) -> Tensor:
+    """``part`` (a channel slice of ``whole``) contiguous in ``whole``'s memory format: a copy unless it already is
+    (convolutions and the calibration kernels take contiguous maps)."""
+    if whole.is_contiguous(memory_format=torch.channels_last) and not whole.is_contiguous():
+        return part.contiguous(memory_format=torch.channels_last)
+    return part.contiguous()
+
+
+# torch.fx's symbolic tracing cannot branch on a traced tensor's layout: one graph node instead.
+torch.fx.wrap("_same_layout")
+
+
+class _SCBlock(ResidualBottleneck):
+    """What both forms of the SC bottleneck share: timm's block options, the half width, K2/K3's settings, the avd
+    pool and ``finish``."""
+
+    def setup(self, planes: int, stride: int, cardinality: int, base_width: int, reduce_first: int,
+              aa_layer, attn_layer, avd: bool) -> tuple[int, int]:  # fmt: skip
+        """Check the options; the width of each half and the stride of the 3x3 stage."""
+        check_block_options(type(self).__name__, cardinality, reduce_first, aa_layer, attn_layer)
+        self.avd = avd and stride > 1
+        return int(planes * base_width / 64), 1 if self.avd else stride
+
+    def avd_pool(self, stride: int) -> nn.Module:
+        return nn.AvgPool2d(3, stride, padding=1) if self.avd else nn.Identity()
+
+
+class SCBottleneck(_SCBlock):
     """SCNet bottleneck: two 1x1 convs to width/2 each; a 3x3 conv on one half and a self-calibrated conv on the
-    other; concatenation; 1x1 conv to ``planes * 4``; residual.
+    other; concatenation; 1x1 conv to ``planes * 4``; residual (in merged layers, with the official state_dict).
+
+    The official block's layers are ``conv1_a``, ``conv1_b`` (same input), a 3x3 conv K1 on the first half and a
+    self-calibrated conv K4(K3(b) * gate(b)) on the second. Here ``conv1``/``bn1`` are the two 1x1 convs and their
+    norms as one layer, and ``conv2``/``bn2`` are K1 and K4 as one grouped 3x3 conv (groups 2: K1 on the first half,
+    K4 on the calibrated second half; they carry the same stride in every block) and one norm, whose output is
+    conv3's input: no concatenation after it. ``scconv`` holds K2, K3 and the gate (``SelfCalibration``). In
+    inference (no autograd) the calibrated half is written over the second half of conv1's output, so conv2 reads
+    one buffer; in training it is concatenated to the first half. The state_dict keeps the official names and shapes
+    (``merged_layers.keep_separate_keys``), so official checkpoints load and save unchanged.
 
     width = planes * base_width / 64 (base_width 32 in SCNet, so each half has planes / 2 channels).
-    With ``avd`` and a stride, both 3x3 stages run at stride 1 and a 3x3 average pool (stride 2) follows them.
-    ``pooling_r``, ``pooling``, ``upsampling``, ``gate_identity`` and ``fused_calibration`` are the self-calibrated
-    conv's (``SelfCalibratedConv2d``; the last is its ``fused``).
+    With ``avd`` and a stride, the 3x3 stage runs at stride 1 and a 3x3 average pool (stride 2) follows it.
+    ``pooling_r``, ``pooling``, ``upsampling``, ``gate_identity`` and ``fused_calibration`` are the calibration's
+    (``SelfCalibration``; the last is its ``fused``). ``norm_layer`` must normalise each channel on its own.
     """
 
     def __init__(
@@ -51,7 +105,7 @@ class SCBottleneck(ResidualBottleneck):
         drop_path: nn.Module | None = None,
         avd: bool = False,
         pooling_r: int = 4,
-        fused_calibration: bool = True,
+        fused_calibration: bool = False,
         pooling: str = "avg",
         upsampling: str = "nearest",
         gate_identity: bool = True,
@@ -59,25 +113,86 @@ class SCBottleneck(ResidualBottleneck):
         dtype=None,
     ) -> None:
         super().__init__()
-        check_block_options("SCBottleneck", cardinality, reduce_first, aa_layer, attn_layer)
-        half = int(planes * base_width / 64)
-        first_dilation = first_dilation or dilation
-        self.avd = avd and stride > 1
-        inner_stride = 1 if self.avd else stride
+        half, inner_stride = self.setup(planes, stride, cardinality, base_width, reduce_first, aa_layer, attn_layer,
+                                        avd)  # fmt: skip
+        _check_norm(norm_layer)
+        d = first_dilation or dilation
+        self.half = half
+        self.conv1 = nn.Conv2d(inplanes, 2 * half, 1, bias=False)
+        self.bn1 = norm_layer(2 * half)
+        self.scconv = SelfCalibration(
+            half, padding=d, dilation=d, pooling_r=pooling_r, norm_layer=norm_layer, fused=fused_calibration,
+            pooling=pooling, upsampling=upsampling, gate_identity=gate_identity,
+        )  # fmt: skip
+        self.conv2 = nn.Conv2d(2 * half, 2 * half, 3, inner_stride, d, d, groups=2, bias=False)
+        self.bn2 = norm_layer(2 * half)
+        self.avd_layer = self.avd_pool(stride)
+        self.finish(half * 2, planes, downsample, norm_layer, act_layer, drop_block, drop_path, device, dtype)
+        keep_separate_keys(self, OFFICIAL_PARTS, OFFICIAL_ORDER)
+
+    def branch(self, x: Tensor) -> Tensor:
+        t = self.act(self.bn1(self.conv1(x)))
+        halves = t.split(self.half, 1)  # one autograd node: its backward is one concatenation
+        b = _same_layout(halves[1], t)
+        in_place = not torch.is_grad_enabled()
+        if not torch.jit.is_scripting():
+            # compiled graphs: inductor places the halves itself; a hook on scconv may keep the b it was given
+            hooked = bool(self.scconv._forward_hooks or self.scconv._forward_pre_hooks)
+            in_place = in_place and not torch.compiler.is_compiling() and not hooked
+        if in_place:  # the calibrated half replaces b in t's memory (b is not read again)
+            self.scconv(b, out=halves[1])
+        else:
+            t = torch.cat([halves[0], self.scconv(b)], 1)
+        return self.avd_layer(self.act(self.bn2(self.conv2(t))))
+
+
+class OfficialSCBottleneck(_SCBlock):
+    """SCNet bottleneck in the official code's layers, one module each (``conv1_a``, ``bn1_a``, ``conv1_b``,
+    ``bn1_b``, ``k1``, ``scconv`` = ``SelfCalibratedConv2d``, concatenation): the same function and state_dict as
+    ``SCBottleneck``, which is faster. Kept as the reference it is tested against and measured with
+    (``SCNet(official_layers=True)``, ``adaptconv benchmark scnet50+official``). Arguments as ``SCBottleneck``'s.
+    """
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        cardinality: int = 1,
+        base_width: int = 32,
+        reduce_first: int = 1,
+        dilation: int = 1,
+        first_dilation: int | None = None,
+        act_layer: type[nn.Module] = nn.ReLU,
+        norm_layer: type[nn.Module] = nn.BatchNorm2d,
+        attn_layer: type[nn.Module] | None = None,
+        aa_layer: type[nn.Module] | None = None,
+        drop_block: nn.Module | None = None,
+        drop_path: nn.Module | None = None,
+        avd: bool = False,
+        pooling_r: int = 4,
+        fused_calibration: bool = False,
+        pooling: str = "avg",
+        upsampling: str = "nearest",
+        gate_identity: bool = True,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        half, inner_stride = self.setup(planes, stride, cardinality, base_width, reduce_first, aa_layer, attn_layer,
+                                        avd)  # fmt: skip
+        d = first_dilation or dilation
         self.conv1_a = nn.Conv2d(inplanes, half, 1, bias=False)
         self.bn1_a = norm_layer(half)
         self.conv1_b = nn.Conv2d(inplanes, half, 1, bias=False)
         self.bn1_b = norm_layer(half)
-        self.k1 = nn.Sequential(
-            nn.Conv2d(half, half, 3, inner_stride, first_dilation, first_dilation, bias=False),
-            norm_layer(half),
-        )
+        self.k1 = nn.Sequential(nn.Conv2d(half, half, 3, inner_stride, d, d, bias=False), norm_layer(half))
         self.scconv = SelfCalibratedConv2d(
-            half, stride=inner_stride, padding=first_dilation, dilation=first_dilation, pooling_r=pooling_r,
-            norm_layer=norm_layer, fused=fused_calibration, pooling=pooling, upsampling=upsampling,
-            gate_identity=gate_identity,
+            half, stride=inner_stride, padding=d, dilation=d, pooling_r=pooling_r, norm_layer=norm_layer,
+            fused=fused_calibration, pooling=pooling, upsampling=upsampling, gate_identity=gate_identity,
         )  # fmt: skip
-        self.avd_layer = nn.AvgPool2d(3, stride, padding=1) if self.avd else nn.Identity()
+        self.avd_layer = self.avd_pool(stride)
         self.finish(half * 2, planes, downsample, norm_layer, act_layer, drop_block, drop_path, device, dtype)
 
     def branch(self, x: Tensor) -> Tensor:
@@ -91,8 +206,12 @@ class SCBottleneck(ResidualBottleneck):
 class SCNet(ResNet):
     """SCNet: timm's ``ResNet`` with ``SCBottleneck`` blocks (width 32 per 64 planes, no zero-init, as official).
 
-    ``fused_calibration=False`` computes every calibration gate with the official code's separate ops instead of
-    the fused op (``SelfCalibratedConv2d(fused=False)``): same function and parameters. ``pooling_r``,
+    ``official_layers=True`` builds the official code's layers one by one (``OfficialSCBottleneck``) instead of
+    ``SCBottleneck``'s merged ones: same function and state_dict, slower; the reference for tests and benchmarks.
+    ``fused_calibration=True`` computes every calibration gate in training with the fused op
+    (``SelfCalibration(fused=True)``) instead of the official code's separate ops, the default: on an H200 the eager
+    step of the merged block was faster with the official ops (training 1963 against 1602 img/s, inference 11331
+    against 9652; docs/scnet_speed.md). Same function and parameters either way. ``pooling_r``,
     ``calibration_pooling``, ``calibration_upsampling`` and ``calibration_gate_identity`` set every block's
     self-calibrated conv (its ``pooling_r``, ``pooling``, ``upsampling``, ``gate_identity``; defaults: the official
     code's). ``stem="cifar"``: the small-input stem (``stems.small_input_stem``).
@@ -105,12 +224,13 @@ class SCNet(ResNet):
         layers: tuple[int, ...],
         base_width: int = 32,
         zero_init_last: bool = False,
-        fused_calibration: bool = True,
+        fused_calibration: bool = False,
         pooling_r: int = 4,
         calibration_pooling: str = "avg",
         calibration_upsampling: str = "nearest",
         calibration_gate_identity: bool = True,
         stem: str = "imagenet",
+        official_layers: bool = False,
         block_args: dict | None = None,
         **kwargs,
     ) -> None:
@@ -118,8 +238,8 @@ class SCNet(ResNet):
                           pooling=calibration_pooling, upsampling=calibration_upsampling,
                           gate_identity=calibration_gate_identity)  # fmt: skip
         super().__init__(
-            block=SCBottleneck, layers=layers, base_width=base_width, zero_init_last=zero_init_last,
-            block_args=block_args, **kwargs,
+            block=OfficialSCBottleneck if official_layers else SCBottleneck, layers=layers, base_width=base_width,
+            zero_init_last=zero_init_last, block_args=block_args, **kwargs,
         )  # fmt: skip
         if check_stem(stem) == "cifar":
             small_input_stem(self)

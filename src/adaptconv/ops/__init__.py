@@ -8,12 +8,13 @@ from .involution import (
     involution_fused,
     involution_output_size,
 )
-from .self_calibration import CalibrationPool, SelfCalibratedConv2d, calibrate, calibration_pool
+from .self_calibration import CalibrationPool, SelfCalibratedConv2d, SelfCalibration, calibrate, calibration_pool
 
 __all__ = [
     "CalibrationPool",
     "Involution2d",
     "SelfCalibratedConv2d",
+    "SelfCalibration",
     "calibrate",
     "calibration_pool",
     "involution_aggregate",

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ..ops import SelfCalibratedConv2d
+from ..ops import SelfCalibration
 from ._drawing import overlay, pyplot, save, show_image
 from ._layers import find_layer, layers_by_block
 from .errors import VisualizeError
@@ -18,9 +18,9 @@ from .images import ModelInput
 __all__ = ["calibration_gate", "default_calibration_block", "draw_calibration_gate", "sc_blocks"]
 
 
-def sc_blocks(model: nn.Module) -> dict[str, SelfCalibratedConv2d]:
+def sc_blocks(model: nn.Module) -> dict[str, SelfCalibration]:
     """The self-calibrated convs of ``model`` by block name (e.g. 'layer2.3' for 'layer2.3.scconv')."""
-    return layers_by_block(model, SelfCalibratedConv2d, ".scconv")
+    return layers_by_block(model, SelfCalibration, ".scconv")
 
 
 def default_calibration_block(model: nn.Module) -> str:

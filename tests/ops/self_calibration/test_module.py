@@ -132,3 +132,31 @@ def test_ablation_choices_are_checked():
         SelfCalibratedConv2d(8, pooling="median")
     with pytest.raises(ValueError, match="upsampling must be one of"):
         SelfCalibratedConv2d(8, upsampling="bicubic")
+
+
+@pytest.mark.parametrize("size, pooled", [((56, 56), (14, 14)), ((14, 14), (3, 3)), ((7, 9), (1, 2)), ((12, 6), (4, 3)),
+                                          ((5, 8), (1, 1)), ((16, 16), (2, 4))])  # fmt: skip
+@pytest.mark.parametrize("target", ["x", "slice", "new"])
+def test_add_upsampled_is_x_plus_nearest_upsampling(size, pooled, target):
+    from adaptconv.ops.self_calibration.reference import add_upsampled
+
+    whole = torch.randn(2, 6, *size, dtype=torch.float64)
+    x = whole[:, 3:]  # a channel slice, as SCNet's block gives it
+    y = torch.randn(2, 3, *pooled, dtype=torch.float64)
+    expected = x + F.interpolate(y, size=size, mode="nearest")
+    out = {"x": x, "slice": whole[:, :3], "new": torch.empty_like(x)}[target]
+    assert add_upsampled(x, y, out) is out
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+def test_calibration_written_into_a_given_tensor():
+    m = SelfCalibratedConv2d(4).eval()
+    for fused in (True, False):
+        m.fused = fused
+        whole = torch.randn(2, 8, 12, 12, dtype=torch.float64)
+        m.double()
+        x = whole[:, 4:]
+        expected = m.calibrated(x.clone())
+        with torch.no_grad():
+            assert m.calibrated(x, out=x) is x
+        torch.testing.assert_close(whole[:, 4:], expected, rtol=1e-14, atol=1e-14)

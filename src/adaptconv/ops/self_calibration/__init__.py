@@ -8,7 +8,7 @@ Read top-down: ``module.py`` (the layer, ``SelfCalibratedConv2d``: K4(K3(x) * si
 """
 
 from . import dispatch  # noqa: F401  (registers the CUDA implementations of the ops)
-from .module import CalibrationPool, SelfCalibratedConv2d
+from .module import CalibrationPool, SelfCalibratedConv2d, SelfCalibration
 from .op import calibrate, calibration_pool
 
-__all__ = ["CalibrationPool", "SelfCalibratedConv2d", "calibrate", "calibration_pool"]
+__all__ = ["CalibrationPool", "SelfCalibratedConv2d", "SelfCalibration", "calibrate", "calibration_pool"]

@@ -11,8 +11,9 @@ from torch import Tensor
 from ...layers import LayerType
 from ..common import check_feature_map, check_positive_int
 from .op import calibrate, calibration_pool
+from .reference import add_upsampled
 
-__all__ = ["CalibrationPool", "SelfCalibratedConv2d"]
+__all__ = ["CalibrationPool", "SelfCalibratedConv2d", "SelfCalibration"]
 
 # torch.fx's symbolic tracing (torchvision's create_feature_extractor, timm's FX features) cannot run Python logic
 # on a traced tensor's shape: record these calls as single graph nodes instead, which run on real tensors later.
@@ -84,21 +85,19 @@ def _conv3x3_bn(
     return [conv, norm_layer(out_channels)]
 
 
-class SelfCalibratedConv2d(nn.Module):
-    """Self-calibrated 3x3 convolution: ``K4( K3(x) * sigmoid(x + Up(K2(AvgPool_r(x)))) )``.
+class SelfCalibration(nn.Module):
+    """The self-calibration of an SC-Conv without its last conv: ``K3(x) * sigmoid(x + Up(K2(AvgPool_r(x))))``, the
+    input of K4 (Liu et al., CVPR 2020, Eq. 1-4).
 
-    K2, K3 and K4 are 3x3 conv + norm; the gate and K3 work at the input resolution and only K4 carries the
-    stride. ``Up`` is nearest-neighbour up-sampling to the input size (PyTorch's 'nearest', as in the official
-    code; the paper says bilinear). Submodule names (``k2``, ``k3``, ``k4``) and defaults follow the official code,
-    so official checkpoints load directly. ``calibration_gate`` is an identity hook point whose forward hooks see the
-    gate.
+    K2 and K3 are 3x3 conv + norm at stride 1; the gate and K3 work at the input resolution. ``Up`` is
+    nearest-neighbour up-sampling to the input size (PyTorch's 'nearest', as in the official code; the paper says
+    bilinear). Submodule names (``k2``, ``k3``) follow the official code. ``calibration_gate`` is an identity hook
+    point whose forward hooks see the gate. SCNet's bottleneck computes K4 together with its other 3x3 conv
+    (``models.scnet.SCBottleneck``); :class:`SelfCalibratedConv2d` is this module followed by K4.
 
     Args:
-        in_channels: C_in.
-        out_channels: C_out. ``None`` (the official case) means C_in. A different value is an extension beyond
-            the official code, which only works for C_in == C_out: the calibration (K2, K3, the gate) stays at
-            C_in channels and only K4 maps C_in -> C_out, so the official case is unchanged.
-        stride, padding, dilation, groups: of the three 3x3 convs (stride of K4 only).
+        channels: C, of the input and the output.
+        padding, dilation, groups: of the 3x3 convs (padding must equal dilation, so that K3 keeps the size).
         pooling_r: r, the down-sampling rate of the calibration branch (4 in the paper); see ``CalibrationPool``
             for maps smaller than r.
         norm_layer: norm layer type after each conv.
@@ -112,6 +111,113 @@ class SelfCalibratedConv2d(nn.Module):
             up-samples K2's output bilinearly (the paper's wording) instead of to the nearest pixel (the official
             code's); ``gate_identity=False`` drops x from the gate: ``sigmoid(Up(K2(AvgPool_r(x))))``. The fused op
             computes the official gate only: other settings run PyTorch's ops. Same parameters either way.
+
+    Shape: (N, C, H, W) -> (N, C, H, W).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        padding: int = 1,
+        dilation: int = 1,
+        groups: int = 1,
+        pooling_r: int = 4,
+        norm_layer: LayerType = nn.BatchNorm2d,
+        fused: bool = True,
+        pooling: str = "avg",
+        upsampling: str = "nearest",
+        gate_identity: bool = True,
+    ) -> None:
+        super().__init__()
+        for value, name in ((channels, "in_channels"), (groups, "groups"), (dilation, "dilation")):
+            check_positive_int(value, name)
+        check_positive_int(padding, "padding", minimum=0)
+        if padding != dilation:
+            raise ValueError(
+                f"padding ({padding}) must equal dilation ({dilation}): K3 must keep the input's size, which the "
+                "calibration gate multiplies; a 3x3 conv does with padding = dilation"
+            )
+        if channels % groups:
+            raise ValueError(f"in_channels ({channels}) must be a multiple of groups ({groups})")
+        self.in_channels = channels
+        self.upsampling = _check_choice(upsampling, UPSAMPLINGS, "upsampling")
+        self.gate_identity = gate_identity
+        self.k2 = nn.Sequential(
+            CalibrationPool(pooling_r, pooling),
+            *_conv3x3_bn(channels, channels, 1, padding, dilation, groups, norm_layer),
+        )
+        self.k3 = nn.Sequential(*_conv3x3_bn(channels, channels, 1, padding, dilation, groups, norm_layer))
+        # A hook point, no parameters: a forward hook on it sees the very gate tensor that the forward multiplies
+        # by (``adaptconv visualize`` draws it), without recomputing it. The state_dict is unchanged.
+        self.calibration_gate = nn.Identity()
+        self.fused = fused
+        # whether the gate is the fused op's formula (the official one): only then can the op compute it
+        self.official_gate = upsampling == "nearest" and gate_identity
+        # In training, batch norm needs more than one value per channel: see check_calibration_batch.
+        self.batch_norm = isinstance(self.k2[-1], nn.modules.batchnorm._BatchNorm)
+
+    def gate(self, x: Tensor) -> Tensor:
+        """The calibration gate ``sigmoid(x + Up(K2(AvgPool_r(x))))``, (N, C_in, H, W)."""
+        size = [x.shape[-2], x.shape[-1]]
+        if self.upsampling == "bilinear":
+            up = F.interpolate(self.k2(x), size=size, mode="bilinear", align_corners=False)
+        else:
+            up = F.interpolate(self.k2(x), size=size, mode="nearest")
+        return self.calibration_gate(torch.sigmoid(x + up if self.gate_identity else up))
+
+    def calibrated(self, x: Tensor, out: Tensor | None = None) -> Tensor:
+        """``K3(x) * gate(x)``. With ``out`` (inference only: no autograd through it), the result is written into
+        ``out``, a tensor of x's shape that may be x itself (then x is overwritten, after K2 and K3 have read it)."""
+        use_op = self.fused and self.official_gate
+        in_place = out is not None
+        if not torch.jit.is_scripting():
+            check_feature_map(x, "x", self.in_channels)
+            check_calibration_batch(x, self.k2[0].r, self.training and self.batch_norm)
+            # A hook on the gate needs the gate as a tensor: the unfused ops make it.
+            gate_hooked = bool(self.calibration_gate._forward_hooks or self.calibration_gate._forward_pre_hooks)
+            use_op = use_op and not gate_hooked and not torch.compiler.is_compiling()
+            in_place = in_place and not gate_hooked
+        # In place, the official ops make no temporary and no copy: faster than the op and a copy into out, on CUDA
+        # too (SCNet-50's inference on an H200, docs/scnet_speed.md).
+        use_op = use_op and not in_place
+        k3 = self.k3(x)
+        if use_op:
+            result = calibrate(x, k3, self.k2(x))
+        elif in_place and self.official_gate and out is not None:
+            # the official ops in place: no temporaries but K2's map
+            return add_upsampled(x, self.k2(x), out).sigmoid_().mul_(k3)
+        else:
+            result = k3 * self.gate(x)
+        if out is not None:
+            return out.copy_(result)
+        return result
+
+    def forward(self, x: Tensor, out: Tensor | None = None) -> Tensor:
+        return self.calibrated(x, out)
+
+    def extra_repr(self) -> str:
+        options = [] if self.fused else ["fused=False"]
+        if self.upsampling != "nearest":
+            options.append(f"upsampling={self.upsampling!r}")
+        if not self.gate_identity:
+            options.append("gate_identity=False")
+        return ", ".join(options)
+
+
+class SelfCalibratedConv2d(SelfCalibration):
+    """Self-calibrated 3x3 convolution: ``K4( K3(x) * sigmoid(x + Up(K2(AvgPool_r(x)))) )``.
+
+    :class:`SelfCalibration` followed by K4, a 3x3 conv + norm that alone carries the stride. Submodule names
+    (``k2``, ``k3``, ``k4``) and defaults follow the official code, so official checkpoints load directly.
+
+    Args:
+        in_channels: C_in.
+        out_channels: C_out. ``None`` (the official case) means C_in. A different value is an extension beyond
+            the official code, which only works for C_in == C_out: the calibration (K2, K3, the gate) stays at
+            C_in channels and only K4 maps C_in -> C_out, so the official case is unchanged.
+        stride, padding, dilation, groups: of the three 3x3 convs (stride of K4 only).
+        pooling_r, norm_layer, fused, pooling, upsampling, gate_identity: the calibration's
+            (:class:`SelfCalibration`).
 
     Shape: (N, C_in, H, W) -> (N, C_out, H_out, W_out), H_out as for a 3x3 conv with this stride and padding.
     """
@@ -131,65 +237,17 @@ class SelfCalibratedConv2d(nn.Module):
         upsampling: str = "nearest",
         gate_identity: bool = True,
     ) -> None:
-        super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
-        for value, name in ((in_channels, "in_channels"), (out_channels, "out_channels"), (groups, "groups"),
-                            (stride, "stride"), (dilation, "dilation")):  # fmt: skip
+        for value, name in ((out_channels, "out_channels"), (stride, "stride")):
             check_positive_int(value, name)
-        check_positive_int(padding, "padding", minimum=0)
-        if padding != dilation:
-            raise ValueError(
-                f"padding ({padding}) must equal dilation ({dilation}): K3 must keep the input's size, which the "
-                "calibration gate multiplies; a 3x3 conv does with padding = dilation"
-            )
-        if in_channels % groups or out_channels % groups:
+        if out_channels % groups:
             raise ValueError(
                 f"in_channels ({in_channels}) and out_channels ({out_channels}) must be multiples of groups ({groups})"
             )
-        self.in_channels = in_channels
+        super().__init__(in_channels, padding, dilation, groups, pooling_r, norm_layer, fused, pooling, upsampling,
+                         gate_identity)  # fmt: skip
         self.out_channels = out_channels
-        self.upsampling = _check_choice(upsampling, UPSAMPLINGS, "upsampling")
-        self.gate_identity = gate_identity
-        self.k2 = nn.Sequential(
-            CalibrationPool(pooling_r, pooling),
-            *_conv3x3_bn(in_channels, in_channels, 1, padding, dilation, groups, norm_layer),
-        )
-        self.k3 = nn.Sequential(*_conv3x3_bn(in_channels, in_channels, 1, padding, dilation, groups, norm_layer))
         self.k4 = nn.Sequential(*_conv3x3_bn(in_channels, out_channels, stride, padding, dilation, groups, norm_layer))
-        # A hook point, no parameters: a forward hook on it sees the very gate tensor that the forward multiplies
-        # by (``adaptconv visualize`` draws it), without recomputing it. The state_dict is unchanged.
-        self.calibration_gate = nn.Identity()
-        self.fused = fused
-        # whether the gate is the fused op's formula (the official one): only then can the op compute it
-        self.official_gate = upsampling == "nearest" and gate_identity
-        # In training, batch norm needs more than one value per channel: see check_calibration_batch.
-        self.batch_norm = isinstance(self.k2[-1], nn.modules.batchnorm._BatchNorm)
-
-    def gate(self, x: Tensor) -> Tensor:
-        """The calibration gate ``sigmoid(x + Up(K2(AvgPool_r(x))))``, (N, C_in, H, W)."""
-        size = [x.shape[-2], x.shape[-1]]
-        if self.upsampling == "bilinear":
-            up = F.interpolate(self.k2(x), size=size, mode="bilinear", align_corners=False)
-        else:
-            up = F.interpolate(self.k2(x), size=size, mode="nearest")
-        return self.calibration_gate(torch.sigmoid(x + up if self.gate_identity else up))
 
     def forward(self, x: Tensor) -> Tensor:
-        use_op = self.fused and self.official_gate
-        if not torch.jit.is_scripting():
-            check_feature_map(x, "x", self.in_channels)
-            check_calibration_batch(x, self.k2[0].r, self.training and self.batch_norm)
-            # A hook on the gate needs the gate as a tensor: the unfused ops make it.
-            gate_hooked = self.calibration_gate._forward_hooks or self.calibration_gate._forward_pre_hooks
-            use_op = use_op and not gate_hooked and not torch.compiler.is_compiling()
-        if use_op:
-            return self.k4(calibrate(x, self.k3(x), self.k2(x)))
-        return self.k4(self.k3(x) * self.gate(x))
-
-    def extra_repr(self) -> str:
-        options = [] if self.fused else ["fused=False"]
-        if self.upsampling != "nearest":
-            options.append(f"upsampling={self.upsampling!r}")
-        if not self.gate_identity:
-            options.append("gate_identity=False")
-        return ", ".join(options)
+        return self.k4(self.calibrated(x))

@@ -124,4 +124,6 @@ def calibration_pool(x: Tensor, r: int, mode: str = "avg") -> Tensor:
             raise TypeError(f"calibration_pool averages floating-point maps, got {x.dtype}; convert it with x.float()")
         if torch.compiler.is_compiling():  # inductor lowers the plain pooling itself (see SelfCalibratedConv2d.fused)
             return F.avg_pool2d(x, (kh, kw), (kh, kw))
+        if not x.is_cuda and not torch.is_grad_enabled():  # what the op would run, without its dispatch (inference)
+            return calibration_pool_reference(x, kh, kw)
     return torch.ops.adaptconv.calibration_pool(x, kh, kw)

@@ -13,6 +13,7 @@ from torch import Tensor
 from ..common import accumulator_dtype, as_layout, memory_format_of
 
 __all__ = [
+    "add_upsampled",
     "calibrate_backward_reference",
     "calibrate_reference",
     "calibration_pool_backward_reference",
@@ -27,6 +28,30 @@ def nearest_source_index(out_size: int, in_size: int, device: torch.device | str
     scale = torch.tensor(in_size, dtype=torch.float32) / out_size
     src = (torch.arange(out_size, dtype=torch.float32) * scale).floor().long().clamp_(max=in_size - 1)
     return src.to(device)
+
+
+def _repeats(out_size: int, in_size: int) -> int:
+    """How many times nearest up-sampling from ``in_size`` to ``out_size`` repeats each source pixel, where it repeats
+    every one the same number of times with ATen's float32 index (one source pixel, or a power-of-two ratio: then
+    ``floor(i * (in / out))`` is exactly ``i // ratio``); 0 where it does not."""
+    if in_size == 1:
+        return out_size
+    ratio = out_size // in_size
+    return ratio if out_size == ratio * in_size and ratio & (ratio - 1) == 0 else 0
+
+
+def add_upsampled(x: Tensor, y: Tensor, out: Tensor) -> Tensor:
+    """``x + Up(y)`` (nearest, to x's size) written into ``out`` (which may be x): where each of y's pixels covers a
+    whole block of x's, y is broadcast over the blocks instead of up-sampled into a temporary map."""
+    h, w = x.shape[-2], x.shape[-1]
+    hy, wy = y.shape[-2], y.shape[-1]
+    rh, rw = _repeats(h, hy), _repeats(w, wy)
+    if rh and rw:
+        blocks = [x.shape[0], x.shape[1], hy, rh, wy, rw]
+        y6 = y.unsqueeze(3).unsqueeze(5)
+        torch.add(x.view(blocks), y6, out=out.view(blocks))
+        return out
+    return torch.add(x, F.interpolate(y, size=[h, w], mode="nearest"), out=out)
 
 
 def calibrate_reference(x: Tensor, k3: Tensor, y: Tensor) -> Tensor:
