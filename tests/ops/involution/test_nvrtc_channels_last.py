@@ -26,6 +26,12 @@ TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 1e-2}
 H100_SMEM, H100_SMS = 227 * 1024, 132
 
 
+@pytest.fixture(autouse=True)
+def _switched_on(monkeypatch):
+    """The kernels are off by default (slower than Triton so far): these tests switch them on."""
+    monkeypatch.setenv(launcher.ENV_SWITCH, "1")
+
+
 @needs_nvrtc
 @pytest.mark.parametrize("spec", launcher.specialisations(), ids=lambda s: f"{str(s.dtype)[6:]}-k{s.kernel_size}"
                          f"-s{s.stride}-d{s.dilation}")  # fmt: skip
@@ -92,6 +98,15 @@ def test_plan_gives_up_where_no_block_fits():
 def test_cpu_tensors_are_not_taken():
     x = torch.randn(1, 16, 5, 5).contiguous(memory_format=torch.channels_last)
     assert not launcher.supports(x, torch.randn(1, 9, 5, 5), 3, 1, 1, 1)
+
+
+@pytest.mark.gpu
+@needs_nvrtc
+def test_off_unless_switched_on(monkeypatch):
+    x, weight, _ = make_inputs(1, 1, 16, 5, 5, 3, 1, 1, 1, torch.float32)
+    assert launcher.supports(x, weight, 3, 1, 1, 1)
+    monkeypatch.delenv(launcher.ENV_SWITCH)
+    assert not launcher.supports(x, weight, 3, 1, 1, 1)
 
 
 # --- On CUDA --------------------------------------------------------------------------------------------------------

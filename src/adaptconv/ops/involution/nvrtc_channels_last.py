@@ -29,6 +29,7 @@ __all__ = [
     "Specialisation",
     "aggregate",
     "aggregate_backward",
+    "launch_plan",
     "plan",
     "specialisation",
     "specialisations",
@@ -50,7 +51,8 @@ KERNEL_SIZES = (1, 3, 5, 7)
 STRIDES = (1, 2)
 DILATIONS = (1, 2)
 DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
-#: set to 0 to keep every call on the Triton kernels
+#: set to 1 to send the calls these kernels take to them. Off by default: on an H200 they are slower than the Triton
+#: kernels at every shape measured so far (docs/involution_kernel.md, "CUDA C++ kernels compiled by NVRTC").
 ENV_SWITCH = "ADAPTCONV_NVRTC"
 
 
@@ -163,7 +165,7 @@ def plan(kernel: str, spec: Specialisation, n: int, c: int, groups: int, rows: i
 
 
 def _enabled() -> bool:
-    return os.environ.get(ENV_SWITCH, "1") != "0"
+    return os.environ.get(ENV_SWITCH, "0") == "1"
 
 
 def _aligned(*tensors: Tensor) -> bool:
@@ -171,9 +173,9 @@ def _aligned(*tensors: Tensor) -> bool:
 
 
 def supports(x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> bool:
-    """Whether these kernels take the aggregation of x by weight: a CUDA device of compute capability 8.0 or newer
-    with NVRTC, x dense channels_last and 16-byte aligned, a compiled window and dtype, whole 16-byte vectors of
-    channels in a group, and at most 32 of them a group."""
+    """Whether these kernels take the aggregation of x by weight: switched on (``ADAPTCONV_NVRTC=1``), a CUDA
+    device of compute capability 8.0 or newer with NVRTC, x dense channels_last and 16-byte aligned, a compiled
+    window and dtype, whole 16-byte vectors of channels in a group, and at most 32 of them a group."""
     spec = specialisation(x.dtype, kernel_size, stride, dilation)
     if spec is None or not _enabled() or not x.is_cuda or weight.dtype != x.dtype:
         return False
@@ -203,7 +205,8 @@ def _device_limits(device: torch.device) -> tuple[int, int]:
     return props.shared_memory_per_block_optin, props.multi_processor_count
 
 
-def _plan(kernel: str, spec: Specialisation, x: Tensor, weight: Tensor, padding: int) -> Launch:
+def launch_plan(kernel: str, spec: Specialisation, x: Tensor, weight: Tensor, padding: int) -> Launch:
+    """:func:`plan` of ``kernel`` for x and the kernels on x's device; RuntimeError where no block fits."""
     n, c, h, w = x.shape
     ho, wo = weight.shape[-2:]
     groups = weight.shape[1] // (spec.kernel_size**2)
@@ -228,7 +231,7 @@ def aggregate(x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding:
     n, c = x.shape[:2]
     y = torch.empty((n, c, *weight.shape[-2:]), dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
     with device_guard(x):
-        _launch("forward", spec, _plan("forward", spec, x, weight, padding), x, weight, y)
+        _launch("forward", spec, launch_plan("forward", spec, x, weight, padding), x, weight, y)
     return y
 
 
@@ -243,6 +246,6 @@ def aggregate_backward(
     grad_x = torch.empty_like(x, memory_format=torch.channels_last)
     grad_w = torch.empty_like(w_cl, memory_format=torch.channels_last)
     with device_guard(x):
-        _launch("backward_weight", spec, _plan("backward_weight", spec, x, w_cl, padding), gy, x, grad_w)
-        _launch("backward_input", spec, _plan("backward_input", spec, x, w_cl, padding), gy, w_cl, grad_x)
+        _launch("backward_weight", spec, launch_plan("backward_weight", spec, x, w_cl, padding), gy, x, grad_w)
+        _launch("backward_input", spec, launch_plan("backward_input", spec, x, w_cl, padding), gy, w_cl, grad_x)
     return grad_x, as_layout(grad_w, memory_format_of(weight))
