@@ -289,16 +289,31 @@ extern "C" __global__ void __launch_bounds__(MAX_THREADS, 1)
         const int up = floor_div(hi + g.pad, S);
         const int lo = first ? floor_div(hi + g.pad - (K - 1) * D + S - 1, S) : floor_div(hi - 1 + g.pad, S) + 1;
         stage_rows(gy, gys, n, lo, up, g.Ho, g.Wo, g.C, wo_start, TWO, c0, CB, OUT_RING);
-        // Kernel rows: plain loads (a row of K taps is K elements, not 16-byte aligned).
+        // Kernel rows: plain loads (a row of K taps is K elements, not 16-byte aligned), K independent ones a
+        // thread for each (output column, group) of a kernel row i.
         elem_t* wb = wxs + buf * kbuf;
-        const int per_i = TWO * CBG * K;
-        for (int idx = threadIdx.x; idx < kbuf; idx += blockDim.x) {
-            const int i = idx / per_i, rem = idx % per_i;
-            const int oc = rem / (CBG * K), gj = rem % (CBG * K);
+        const int pairs = TWO * CBG;
+#pragma unroll 1
+        for (int i = 0; i < K; ++i) {
             const int num = hi + g.pad - i * D;
-            const int ho = floor_div(num, S), wo = wo_start + oc;
-            const bool ok = floor_mod(num, S) == 0 && ho >= 0 && ho < g.Ho && wo >= 0 && wo < g.Wo;
-            wb[idx] = ok ? w[kernel_offset(g, n, ho, wo, g0) + (gj / K) * KK + i * K + gj % K] : elem_t(0);
+            const int ho = floor_div(num, S);
+            const bool row_ok = floor_mod(num, S) == 0 && ho >= 0 && ho < g.Ho;
+            for (int r = threadIdx.x; r < pairs; r += blockDim.x) {
+                const int oc = r / CBG, gr = r - oc * CBG;
+                const int wo = wo_start + oc;
+                elem_t* dst = wb + (i * pairs + r) * K;
+                elem_t v[K];
+                if (row_ok && wo >= 0 && wo < g.Wo) {
+                    const elem_t* src = w + kernel_offset(g, n, ho, wo, g0 + gr) + i * K;
+#pragma unroll
+                    for (int j = 0; j < K; ++j) v[j] = src[j];
+                } else {
+#pragma unroll
+                    for (int j = 0; j < K; ++j) v[j] = elem_t(0);
+                }
+#pragma unroll
+                for (int j = 0; j < K; ++j) dst[j] = v[j];
+            }
         }
     };
     auto compute = [&](int hi, int buf) {
