@@ -13,6 +13,7 @@ of the work on the batch beyond the number of blocks.
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -87,8 +88,9 @@ def specialisation(dtype: torch.dtype, kernel_size: int, stride: int, dilation: 
     return None
 
 
+@functools.cache
 def source() -> nvrtc.Source:
-    """The kernels' source with its header."""
+    """The kernels' source with its header (read once)."""
     return nvrtc.package_source(*SOURCE, headers=HEADERS)
 
 
