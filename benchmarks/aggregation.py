@@ -11,8 +11,9 @@ from collections.abc import Callable
 import torch
 
 from adaptconv.benchmark import LAYOUTS
-from adaptconv.ops import involution_aggregate_unfold, involution_output_size
+from adaptconv.ops import involution_aggregate_unfold, involution_output_size, nvrtc
 from adaptconv.ops.common import TRITON_INSTALLED
+from adaptconv.ops.involution import nvrtc_channels_last
 from adaptconv.ops.involution.reference import involution_aggregate_backward_reference, involution_aggregate_reference
 
 from . import flags
@@ -28,6 +29,9 @@ if TRITON_INSTALLED:
     from adaptconv.ops.involution import cuda
 
     IMPLEMENTATIONS["triton"] = (cuda.aggregate_triton, cuda.aggregate_backward_triton)
+if nvrtc.available():
+    # channels_last only: the calls nvrtc_channels_last.supports takes
+    IMPLEMENTATIONS["nvrtc"] = (nvrtc_channels_last.aggregate, nvrtc_channels_last.aggregate_backward)
 
 # RedNet-50's involutions (Li et al., CVPR 2021): the stem's 3x3 and each stage's 7x7, the first block of stages
 # 2-4 with stride 2. (channels, input size, K, stride); 16 channels a group throughout.

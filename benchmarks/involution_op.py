@@ -1,11 +1,12 @@
-"""Speed of the involution aggregation alone at RedNet-50's layer shapes: reference against Triton (and unfold).
+"""Speed of the involution aggregation alone at RedNet-50's layer shapes: reference against Triton, the NVRTC-compiled
+CUDA C++ kernels (channels_last only) and unfold.
 
 Each implementation's forward, and forward + backward, is timed with CUDA events (median of --repeats runs after
 --warmup runs; the L2 cache is evicted before each timed run). The achieved bandwidth counts each tensor read or
 written once, x + weight + y forward and also grad_y + grad_x + grad_weight forward + backward, and is compared
 with the copy bandwidth measured in the same run (2 * bytes / time of ``dst.copy_(src)`` on a large tensor).
 
-    python -m benchmarks.involution_op [--batch-size 64] [--dtype fp32 bf16] [--impl reference triton unfold]
+    python -m benchmarks.involution_op [--batch-size 64] [--dtype fp32 bf16] [--impl reference triton nvrtc unfold]
                                        [--layers stem layer1 ...] [--layout nchw channels_last] [--name SUFFIX]
 
 Writes benchmarks/results/involution_op[-<name>]-<device>.json and prints a Markdown table.
@@ -33,7 +34,8 @@ def copy_bandwidth(device: str, repeats: int, nbytes: int = 2**30) -> float:
 
 def parser() -> argparse.ArgumentParser:
     ap = layers_parser("involution_op", __doc__)
-    ap.add_argument("--impl", nargs="+", default=["reference", "triton"], choices=["reference", "triton", "unfold"])
+    ap.add_argument("--impl", nargs="+", default=["reference", "triton"],
+                    choices=["reference", "triton", "nvrtc", "unfold"])  # fmt: skip
     ap.add_argument("--no-flush", action="store_true", help="keep the L2 cache warm between timed runs")
     return ap
 
@@ -45,7 +47,9 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("--repeats must be at least 20")
     missing = [impl for impl in args.impl if impl not in IMPLEMENTATIONS]
     if missing:
-        ap.error(f"--impl {' '.join(missing)}: not available here (Triton is not installed)")
+        ap.error(f"--impl {' '.join(missing)}: not available here (Triton or NVRTC is not installed)")
+    if "nvrtc" in args.impl and args.layout != ["channels_last"]:
+        ap.error("--impl nvrtc times channels_last tensors only: give --layout channels_last")
     dev = args.device
     # Writing a buffer larger than the L2 cache evicts the previous run's tensors from it.
     flush_buffer = None if args.no_flush or dev != "cuda" else torch.empty(2**28, dtype=torch.uint8, device=dev)

@@ -1,6 +1,9 @@
-"""The involution's CUDA implementations: the Triton kernels for the tensors they take, the references otherwise.
+"""The involution's CUDA implementations: the compiled kernels for the tensors they take, the references otherwise.
 
-- channels_last tensors (channel axis of unit stride): the pixel-block kernels of ``triton_channels_last.py``;
+- dense channels_last tensors that ``nvrtc_channels_last.supports`` accepts (switched on with ``ADAPTCONV_NVRTC=1``,
+  NVRTC present, a compiled window and dtype): the CUDA C++ kernels of ``aggregation_channels_last.cu``, compiled at
+  first use (off by default: slower than the Triton kernels so far);
+- other channels_last tensors (channel axis of unit stride): the pixel-block kernels of ``triton_channels_last.py``;
 - NCHW and every other layout: the spatial-tile kernels of ``triton_nchw.py``;
 - ``adaptconv::involution_fused``'s forward, any layout: ``triton_fused.py``;
 - float64, and tensors of different dtypes: the references of ``reference.py``.
@@ -16,7 +19,7 @@ import triton
 from torch import Tensor
 
 from ..common import INT32_MAX, device_guard, empty_like_layout, is_channels_last, sample_extent
-from . import triton_channels_last, triton_fused, triton_nchw
+from . import nvrtc_channels_last, triton_channels_last, triton_fused, triton_nchw
 from .reference import (
     involution_aggregate_backward_reference,
     involution_aggregate_reference,
@@ -198,6 +201,8 @@ def aggregate(x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding:
     """``adaptconv::involution_aggregate`` on CUDA: the kernels for supported dtypes, the reference otherwise."""
     if not _supported(x, weight):
         return involution_aggregate_reference(x, weight, kernel_size, stride, padding, dilation)
+    if nvrtc_channels_last.supports(x, weight, kernel_size, stride, padding, dilation):
+        return nvrtc_channels_last.aggregate(x, weight, kernel_size, stride, padding, dilation)
     return aggregate_triton(x, weight, kernel_size, stride, padding, dilation)
 
 
@@ -207,6 +212,8 @@ def aggregate_backward(
     """``adaptconv::involution_aggregate_backward`` on CUDA, chosen as in :func:`aggregate`."""
     if not _supported(grad_out, x, weight):
         return involution_aggregate_backward_reference(grad_out, x, weight, kernel_size, stride, padding, dilation)
+    if nvrtc_channels_last.supports(x, weight, kernel_size, stride, padding, dilation):
+        return nvrtc_channels_last.aggregate_backward(grad_out, x, weight, kernel_size, stride, padding, dilation)
     return aggregate_backward_triton(grad_out, x, weight, kernel_size, stride, padding, dilation)
 
 
