@@ -41,6 +41,16 @@ ANCHOR_TARGETS = {
     "recipe, 224-320 px source images); the study asks for at least 85% from ResNet-50",
 }
 COMPARISON_MODELS = ("resnet26", "rednet26", "resnet50", "scnet50", "rednet50")
+#: the papers' claims the comparison tests: (model, its ResNet, the claim as published)
+CLAIMS = (
+    ("scnet50", "resnet50", "SCNet-50 is more accurate than ResNet-50 (ImageNet top-1 77.81 vs 76.1; Liu et al., "
+     "CVPR 2020)"),
+    ("rednet50", "resnet50", "RedNet-50 is more accurate than ResNet-50 with 34% fewer MACs (ImageNet top-1 78.35; "
+     "Li et al., CVPR 2021)"),
+    ("rednet26", "resnet26", "RedNet-26 is more accurate than ResNet-26 with fewer MACs (Li et al., CVPR 2021)"),
+)  # fmt: skip
+#: a difference counts when it exceeds this many standard errors of the difference of the two means
+SIGNIFICANT_SE = 2.0
 
 
 @dataclass(frozen=True)
@@ -234,6 +244,38 @@ def section(runs: list[Run], role: str) -> list[str]:
     return out
 
 
+def verdict(model: list[float], resnet: list[float]) -> str:
+    """Whether ``model``'s top-1 values (one per seed) beat ``resnet``'s: the difference of the means against
+    :data:`SIGNIFICANT_SE` standard errors of it (sample variances over the seeds; needs two seeds a side)."""
+    gain = statistics.mean(model) - statistics.mean(resnet)
+    if min(len(model), len(resnet)) < 2:
+        return f"{gain:+.2f} points with one seed: not decided yet"
+    se = (statistics.variance(model) / len(model) + statistics.variance(resnet) / len(resnet)) ** 0.5
+    told = f"{gain:+.2f} ± {se:.2f} points (standard error over {len(model)} and {len(resnet)} seeds)"
+    if gain > SIGNIFICANT_SE * se:
+        return f"holds at this scale: {told}"
+    if gain < -SIGNIFICANT_SE * se:
+        return f"does not hold, the ResNet is more accurate: {told}"
+    return f"no difference beyond the seed spread: {told}"
+
+
+def claims(runs: list[Run]) -> list[str]:
+    """One line per paper claim and comparison study: the measured top-1 difference, the MACs ratio, the verdict."""
+    lines = []
+    for study in sorted({r.study for r in runs if r.role == "comparison"}):
+        chosen = [r for r in runs if r.role == "comparison" and r.study == study and not r.change]
+        title = f"{dataset_info(study[0])[0]}, {study[2]} epochs"
+        for model, resnet, claim in CLAIMS:
+            ours = [r for r in chosen if r.model == model]
+            base = [r for r in chosen if r.model == resnet]
+            if not ours or not base:
+                continue
+            macs = run_complexity(ours[0])[1] / run_complexity(base[0])[1]
+            result = verdict([r.top1 for r in ours], [r.top1 for r in base])
+            lines.append(f"- {title}: {claim}. Here: {result}; MACs {macs:.2f}x the ResNet's.")
+    return lines
+
+
 def missing(runs: list[Run]) -> list[str]:
     """The planned runs without a record, one line per planned group."""
     have = {(r.role, r.study, r.model, r.seed, r.change) for r in runs}
@@ -274,6 +316,11 @@ def render(runs: list[Run], plot_name: str = PLOT.name) -> str:
     for role in ROLES:
         if any(r.role == role for r in runs):
             out += [f"## {titles[role]}", "", *section(runs, role)]
+    found = claims(runs)
+    if found:
+        out += ["## The papers' claims at this scale", "",
+                f"A claim holds where the top-1 gain exceeds {SIGNIFICANT_SE:g} standard errors of the difference "
+                "of the means over the seeds.", "", *found, ""]  # fmt: skip
     todo = missing(runs)
     out += ["## Planned runs without a record yet", "", *(todo or ["None: the study is complete."]), ""]
     return "\n".join(out)

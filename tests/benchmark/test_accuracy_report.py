@@ -65,3 +65,19 @@ def test_runs_are_grouped_by_study_role_model_and_flags_with_mean_and_std(tmp_pa
     report.main(["--results", str(tmp_path), "--doc", str(tmp_path / "d" / "a.md"), "--plot", str(tmp_path / "c.png")])
     assert (tmp_path / "d" / "a.md").read_text() == report.render(runs, "c.png")
     assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_claim_holds_only_beyond_two_standard_errors():
+    assert report.verdict([90.0], [89.0]).endswith("not decided yet")
+    assert report.verdict([90.0, 90.2, 89.8], [89.0, 89.2, 88.8]).startswith("holds at this scale: +1.00 ± 0.16")
+    assert report.verdict([89.0, 89.2, 88.8], [90.0, 90.2, 89.8]).startswith("does not hold")
+    assert report.verdict([90.0, 91.0, 89.0], [89.9, 90.9, 88.9]).startswith("no difference beyond the seed spread")
+
+
+def test_claims_compare_each_model_with_its_resnet_on_the_recipe(tmp_path):
+    for seed, (ours, base) in enumerate([(90.0, 89.0), (90.2, 89.2), (89.8, 88.8)]):
+        fabricate(tmp_path, "rednet26", seed, ours, role="comparison")
+        fabricate(tmp_path, "resnet26", seed, base, role="comparison")
+    fabricate(tmp_path, "rednet26", 0, 50.0, role="comparison", extra=["--lr", "9"])  # another recipe: not counted
+    (line,) = report.claims(report.load_runs(tmp_path))
+    assert "RedNet-26" in line and "holds at this scale: +1.00" in line and "MACs 0.67x" in line
