@@ -44,9 +44,8 @@ __device__ __forceinline__ elem_t from_float(float f) {
 #endif
 }
 
-// The VW elements of one 16-byte vector at p (16-byte aligned, shared or global memory) as floats.
-__device__ __forceinline__ void load_vec(const elem_t* p, float (&out)[VW]) {
-    const uint4 u = *reinterpret_cast<const uint4*>(p);
+// The VW elements of a 16-byte vector, given as its four 32-bit words, as floats.
+__device__ __forceinline__ void unpack_vec(const uint4 u, float (&out)[VW]) {
     const unsigned words[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
@@ -62,6 +61,29 @@ __device__ __forceinline__ void load_vec(const elem_t* p, float (&out)[VW]) {
     }
 }
 
+// The VW elements of one 16-byte vector at p (16-byte aligned, shared or global memory) as floats.
+__device__ __forceinline__ void load_vec(const elem_t* p, float (&out)[VW]) {
+    unpack_vec(*reinterpret_cast<const uint4*>(p), out);
+}
+
+// One 16-byte load from global memory through the read-only (non-coherent) path, L1 then L2, for memory no thread
+// of the launch writes. Volatile with a memory clobber, so that it stays where it is written among the shared-memory
+// reads: unrolled loops of such loads would otherwise be hoisted to their top, holding every vector in registers.
+__device__ __forceinline__ uint4 load_global_nc16(const void* p) {
+    uint4 u;
+    asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(u.x), "=r"(u.y), "=r"(u.z), "=r"(u.w)
+                 : "l"(p)
+                 : "memory");
+    return u;
+}
+
+// The VW elements of the 16-byte vector at p (global memory, 16-byte aligned) as floats where ok, else zeros; p is
+// not read where !ok.
+__device__ __forceinline__ void load_vec_global(const elem_t* p, bool ok, float (&out)[VW]) {
+    unpack_vec(ok ? load_global_nc16(p) : make_uint4(0u, 0u, 0u, 0u), out);
+}
+
 // Store VW floats, rounded to elem_t, as one 16-byte vector at p (16-byte aligned).
 __device__ __forceinline__ void store_vec(elem_t* p, const float (&v)[VW]) {
     unsigned words[4];
@@ -74,6 +96,11 @@ __device__ __forceinline__ void store_vec(elem_t* p, const float (&v)[VW]) {
 #endif
     }
     *reinterpret_cast<uint4*>(p) = make_uint4(words[0], words[1], words[2], words[3]);
+}
+
+// Copy one 16-byte vector (both addresses 16-byte aligned).
+__device__ __forceinline__ void copy16(void* dst, const void* src) {
+    *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
 }
 
 // Asynchronous 16-byte copy global -> shared (cp.async, sm_80+): src_bytes (0..16) are read, the rest of the 16

@@ -2,7 +2,8 @@
 ``nvrtc_channels_last.py``).
 
 On CPU: every specialisation the launchers can ask for compiles with NVRTC for sm_90 without spilling registers,
-the launch plans fit the kernels' limits, and the Python struct matches the kernels'. On CUDA (tests marked gpu):
+the launch plans fit the kernels' limits and write every output element exactly once (computed from the plan as the
+kernels index it), and the Python struct matches the kernels'. On CUDA (tests marked gpu):
 forward and both gradients against the float64 unfold formulation with autograd, on random data, through the
 custom op as models use it; CUDA graph capture and torch.compile.
 """
@@ -23,7 +24,7 @@ from adaptconv.ops.involution import nvrtc_channels_last as launcher
 
 needs_nvrtc = pytest.mark.skipif(not nvrtc.available(), reason="NVRTC (cuda-bindings) is not installed")
 TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 1e-2}
-H100_SMEM, H100_SMS = 227 * 1024, 132
+H100_SMEM = 227 * 1024
 
 
 @pytest.fixture(autouse=True)
@@ -62,37 +63,94 @@ def test_specialisation_set():
 # (C, G, H, W, K, stride, dilation): RedNet-50's layers and odd ones
 PLAN_SHAPES = [(32, 2, 112, 112, 3, 1, 1), (64, 4, 56, 56, 7, 1, 1), (128, 8, 56, 56, 7, 2, 1),
                (128, 8, 28, 28, 7, 1, 1), (256, 16, 14, 14, 7, 1, 1), (512, 32, 14, 14, 7, 2, 1),
-               (512, 32, 7, 7, 7, 1, 1), (16, 1, 5, 9, 7, 2, 2), (1024, 128, 3, 200, 5, 1, 2)]  # fmt: skip
+               (512, 32, 7, 7, 7, 1, 1), (16, 1, 5, 9, 7, 2, 2), (1024, 128, 3, 200, 5, 1, 2),
+               (48, 3, 13, 11, 7, 1, 1), (96, 3, 15, 9, 3, 2, 1), (128, 1, 1, 1, 1, 1, 1)]  # fmt: skip
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("kernel", ["forward", "backward_weight", "backward_input"])
-@pytest.mark.parametrize("shape", PLAN_SHAPES)
-def test_plans_cover_the_map_within_the_limits(shape, kernel, dtype):
+def plans_of(shape, kernel, dtype, batches=(1, 7, 64)):
     c, groups, h, w, k, s, d = shape
     spec = launcher.Specialisation(dtype, k, s, d)
     pad = d * (k - 1) // 2
     ho, wo = involution_output_size(h, w, k, s, pad, d)
-    rows, cols = (h, w) if kernel == "backward_input" else (ho, wo)
-    plans = [launcher.plan(kernel, spec, n, c, groups, rows, cols, (ho, wo), (h, w), pad, H100_SMEM, H100_SMS)
-             for n in (1, 7, 64)]  # fmt: skip
+    return spec, [launcher.plan(kernel, spec, n, c, groups, (ho, wo), (h, w), pad, H100_SMEM) for n in batches]
+
+
+def written(plan, spec, kernel):
+    """The (n, row, column, channel vector) every thread of the launch writes, as the kernels index them (Place,
+    then P consecutive columns): computed from the plan alone."""
+    g, p = plan.geometry, launcher.PIXELS
+    rows, cols = (g.H, g.W) if kernel == "backward_input" else (g.Ho, g.Wo)
+    cv_count, out = g.CB // spec.vector, []
+    for n in range(plan.grid[1]):
+        for b in range(plan.grid[0]):
+            tile, rest = b % g.col_tiles, b // g.col_tiles
+            slice_, rtile = rest % g.slices, rest // g.slices
+            for t in range(plan.block[0]):
+                cv, px, rt = t % cv_count, (t // cv_count) % g.PXT, t // (cv_count * g.PXT)
+                row, first = rtile * g.RT + rt, tile * g.PXT * p + px * p
+                vec = (slice_ * g.CB) // spec.vector + cv
+                out += [(n, row, col, vec) for col in range(first, first + p) if row < rows and col < cols]
+    return out, rows, cols
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("kernel", launcher.KERNELS)
+@pytest.mark.parametrize("shape", PLAN_SHAPES)
+def test_plans_fit_the_limits_and_do_not_depend_on_the_batch(shape, kernel, dtype):
+    spec, plans = plans_of(shape, kernel, dtype)
+    c, k, s, d = shape[0], *shape[4:]
     for n, p in zip((1, 7, 64), plans, strict=True):
         g = p.geometry
         lanes = g.GC // spec.vector
-        assert p.block[0] == g.CB // spec.vector * g.PXT <= launcher.MAX_THREADS
-        assert g.CB % g.GC == 0 and c % g.CB == 0 and p.block[0] % lanes == 0
-        assert p.smem <= H100_SMEM
-        step = launcher.PIXELS * (s if kernel == "backward_input" else 1)
-        assert g.col_tiles * g.PXT * step >= cols and g.slices * g.CB == c
-        strips = p.grid[0] // (g.col_tiles * g.slices)
-        assert strips * g.RB >= rows and (strips - 1) * g.RB < rows and p.grid[1] == n
-    # The tile of a block does not depend on the batch (only the number of blocks and the strip length do).
-    assert len({(p.geometry.CB, p.geometry.PXT, p.smem) for p in plans}) == 1
+        threads = g.CB // spec.vector * g.PXT * g.RT
+        assert p.block == (threads, 1, 1) and threads <= launcher.MAX_THREADS and threads % 32 == 0
+        assert g.CB % g.GC == 0 and c % g.CB == 0 and threads % lanes == 0 and g.slices * g.CB == c
+        assert p.smem <= H100_SMEM and p.grid == (g.col_tiles * g.slices * g.row_tiles, n, 1)
+        rows, cols = (g.H, g.W) if kernel == "backward_input" else (g.Ho, g.Wo)
+        tw = g.PXT * launcher.PIXELS
+        assert (g.col_tiles - 1) * tw < cols <= g.col_tiles * tw
+        assert (g.row_tiles - 1) * g.RT < rows <= g.row_tiles * g.RT
+        # the shared memory the kernels carve out of the tile
+        cbg, esize = g.CB // g.GC, spec.element_size
+        if kernel == "backward_input":
+            # every output column a block's input columns gather from has a slot
+            for col0 in range(0, cols, tw):
+                lo = (col0 + g.pad - (k - 1) * d) // s
+                hi = (col0 + tw - 1 + g.pad) // s
+                assert hi - lo + 1 <= g.TWO
+            assert p.smem == 2 * g.RT * g.TWO * cbg * launcher.slot_elements(spec) * esize
+            assert launcher.slot_elements(spec) >= spec.vector - 1 + k
+        else:
+            assert g.wstride % spec.vector == 0 and g.wstride >= spec.vector - 1 + cbg * k * k
+            assert p.smem == g.RT * tw * g.wstride * esize
+    # The tile of a block does not depend on the batch (only the number of blocks does).
+    assert len({(p.geometry.CB, p.geometry.PXT, p.geometry.RT, p.smem, p.block) for p in plans}) == 1
+
+
+@pytest.mark.parametrize("kernel", launcher.KERNELS)
+@pytest.mark.parametrize("shape", [s for s in PLAN_SHAPES if s[0] * s[2] * s[3] <= 256 * 14 * 14])
+def test_plans_write_every_output_once(shape, kernel):
+    spec, (plan,) = plans_of(shape, kernel, torch.bfloat16, batches=(2,))
+    out, rows, cols = written(plan, spec, kernel)
+    assert len(out) == len(set(out)) == 2 * rows * cols * shape[0] // spec.vector
+
+
+def test_rednet50_tiles_fill_the_blocks():
+    """At RedNet-50's 7x7 layers every launched thread has work, in blocks of 64-256 threads that leave room for at
+    least 16 warps a multiprocessor (shared memory permitting)."""
+    for shape in [s for s in PLAN_SHAPES[1:7] if s[4] == 7]:
+        for kernel in launcher.KERNELS:
+            for dtype in (torch.float32, torch.bfloat16):
+                spec, (p,) = plans_of(shape, kernel, dtype, batches=(64,))
+                g = p.geometry
+                rows, cols = (g.H, g.W) if kernel == "backward_input" else (g.Ho, g.Wo)
+                assert rows % g.RT == 0 and cols % (g.PXT * launcher.PIXELS) == 0, (shape, kernel, dtype)
+                assert 64 <= p.block[0] <= 256 and (H100_SMEM + 1024) // (p.smem + 1024) * p.block[0] >= 512
 
 
 def test_plan_gives_up_where_no_block_fits():
     spec = launcher.Specialisation(torch.float32, 7, 1, 2)
-    assert launcher.plan("forward", spec, 1, 64, 4, 9, 9, (9, 9), (9, 9), 6, 1024, 100) is None
+    assert launcher.plan("forward", spec, 1, 64, 4, (9, 9), (9, 9), 6, 1024) is None
 
 
 def test_cpu_tensors_are_not_taken():

@@ -5,390 +5,381 @@
 // (Li et al., CVPR 2021, Eq. 4; out-of-range taps read zero; g(c) = c / GC.) Every tensor is dense channels_last:
 // x, y, grad_x (N, H, W, C) and the kernels W, grad_W (N, Ho, Wo, G*K*K) in memory.
 //
-// Compile-time constants (-D): DTYPE (vector_io.cuh), K (odd), S (stride), D (dilation), P (output pixels a thread
-// owns along a row) and MAX_THREADS. Everything else is a run-time field of Geometry.
+// Compile-time constants (-D): DTYPE (vector_io.cuh), K (odd), S (stride, 1 or 2), D (dilation), P (pixels a thread
+// owns along a row), MAX_THREADS and MIN_BLOCKS (blocks of MAX_THREADS a multiprocessor must hold: it caps the
+// registers a thread at 65536 / (MAX_THREADS * MIN_BLOCKS)). Everything else is a run-time field of Geometry.
 //
-// A block owns one sample, a slice of CB channels (whole groups), a tile of columns and a strip of rows, and walks
-// its strip one row at a time. The input rows a row of outputs needs are staged in shared memory, in a ring of row
-// slots (row r in slot r mod RING), by 16-byte asynchronous copies that zero-fill the padding; the next row's data
-// is copied while the current one is computed (double buffering), so each input element is read from memory once
-// per block. A thread owns VW channels (one 16-byte vector) of P consecutive output pixels: a kernel value is
-// loaded once for VW channels, and an input vector once for every tap of the P pixels that reads it (sliding along
-// the row in registers). Accumulation is in float32. No atomics: every output element is written by one thread.
+// Built for occupancy (many warps a multiprocessor hide the latency of memory; there is no software pipeline): a
+// block owns one sample, a slice of CB channels (whole groups), RT rows and a tile of PXT*P columns of the map it
+// writes, one tile a block. A thread owns VW channels (one 16-byte vector) of P consecutive pixels of one row. The
+// tensors read along the channels (x, grad_y) are read by the threads that use them, as 16-byte vectors through the
+// read-only path (L1, then L2), each vector once for every tap of the thread's P pixels that reads it (sliding along
+// the row in registers); neighbouring threads' reads of the same vectors hit L1. The kernels W, whose runs of K*K
+// (or K) elements start at any element, are staged in shared memory by 16-byte asynchronous copies of the aligned
+// chunks that cover them; grad_W is assembled in shared memory and written as 16-byte vectors. Accumulation is in
+// float32. No atomics: every output element is written by one thread, in a fixed order.
 #include "vector_io.cuh"
 
-#if !defined(K) || !defined(S) || !defined(D) || !defined(P) || !defined(MAX_THREADS)
-#error "define K, S, D, P and MAX_THREADS"
+#if !defined(K) || !defined(S) || !defined(D) || !defined(P) || !defined(MAX_THREADS) || !defined(MIN_BLOCKS)
+#error "define K, S, D, P, MAX_THREADS and MIN_BLOCKS"
 #endif
+static_assert(S == 1 || S == 2, "the input gradient's gather is written for strides 1 and 2");
+static_assert(K % 2 == 1, "odd windows only");
 
 constexpr int KK = K * K;
-constexpr int SPAN = (K - 1) * D + 1;           // input rows (columns) one window spans
+constexpr int SPAN = (K - 1) * D + 1;            // input columns one window spans
 constexpr int THREAD_COLS = (P - 1) * S + SPAN;  // input columns a thread's P outputs read
-constexpr int RING = SPAN + S;                   // input row slots: one window and the next row's new rows
-constexpr int OUT_RING = (K - 1) * D / S + 2;   // output row slots of the input gradient: one window and the next
+// Elements of the shared-memory slot of one staged kernel row (K elements starting at any of VW alignments).
+constexpr int SLOT = (VW - 1 + K + VW - 1) / VW * VW;
+constexpr int SLOT_CHUNKS = SLOT / VW;
+// Output columns a thread's P consecutive input pixels gather from (at most; the phase below says which).
+constexpr int GATHER_COLS = ((S - 1) + (K - 1) * D + P - 1) / S + 1;
 
 // The launch geometry, passed by value; the Python launcher builds the same struct (ctypes) field by field.
 struct Geometry {
     int N, C, H, W, Ho, Wo, G, GC, pad;
     int CB;         // channels of a block (whole groups, a multiple of VW)
-    int PXT;        // threads along the columns (a block has CB / VW * PXT threads)
-    int RB;         // rows of a block's strip
-    int col_tiles, slices;
-    int wstride;    // forward: elements per pixel in the staged kernel row
-    int TWO;        // input gradient: output columns staged per block
+    int PXT;        // threads along the columns: a block has CB / VW * PXT * RT threads, a multiple of 32
+    int RT;         // rows of a block (a thread a row)
+    int col_tiles, slices, row_tiles;
+    int wstride;    // forward and grad_W: elements of a pixel's slot in the shared-memory kernel tile
+    int TWO;        // input gradient: output columns whose kernel rows a block stages
 };
 
-struct BlockCoords {
-    int n, slice, tile, strip;
+// A thread's place: its sample, the block's first channel, group, row and column, and its channel vector (cv), group
+// within the block (gl), column thread (px) and row (rt).
+struct Place {
+    int n, c0, g0, row0, col0, cv, gl, px, rt;
 };
 
-__device__ __forceinline__ BlockCoords block_coords(const Geometry& g) {
+__device__ __forceinline__ Place place(const Geometry& g) {
     int b = blockIdx.x;
-    BlockCoords r;
-    r.tile = b % g.col_tiles;
+    const int tile = b % g.col_tiles;
     b /= g.col_tiles;
-    r.slice = b % g.slices;
-    r.strip = b / g.slices;
+    const int slice = b % g.slices, rtile = b / g.slices;
+    const int CV = g.CB / VW;
+    const int t = threadIdx.x;
+    Place r;
     r.n = blockIdx.y;
+    r.c0 = slice * g.CB;
+    r.g0 = r.c0 / g.GC;
+    r.row0 = rtile * g.RT;
+    r.col0 = tile * g.PXT * P;
+    r.cv = t % CV;
+    r.px = (t / CV) % g.PXT;
+    r.rt = t / (CV * g.PXT);
+    r.gl = r.cv * VW / g.GC;
     return r;
 }
 
-// Copy rows [r_lo, r_hi] x columns [col0, col0 + ncols) x channels [c0, c0 + CB) of a channels_last tensor
-// (N, rows, cols, C) into the ring slots (row r at slot r mod slots), as zeros outside the tensor.
-__device__ void stage_rows(const elem_t* __restrict__ src, elem_t* ring, int n, int r_lo, int r_hi, int rows,
-                           int cols, int C, int col0, int ncols, int c0, int CB, int slots) {
-    const int vecs = CB / VW;
-    const int per_row = ncols * vecs;
-    const int total = (r_hi - r_lo + 1) * per_row;
-    for (int idx = threadIdx.x; idx < total; idx += blockDim.x) {
-        const int r = r_lo + idx / per_row;
-        const int rem = idx % per_row;
-        const int col = rem / vecs, v = rem % vecs;
-        const int gc = col0 + col;
-        const bool ok = r >= 0 && r < rows && gc >= 0 && gc < cols;
-        const elem_t* p = ok ? src + ((static_cast<long long>(n) * rows + r) * cols + gc) * C + c0 + v * VW : src;
-        copy_async16(ring + (static_cast<long long>(floor_mod(r, slots)) * ncols + col) * CB + v * VW, p, ok ? 16 : 0);
-    }
-}
-
-// Element offset of pixel (n, ho, wo)'s kernel of group g0 in W (N, Ho, Wo, G*K*K).
-__device__ __forceinline__ long long kernel_offset(const Geometry& g, int n, int ho, int wo, int g0) {
+// Element offset of pixel (n, ho, wo)'s kernel of group gr in W (N, Ho, Wo, G*K*K).
+__device__ __forceinline__ long long kernel_offset(const Geometry& g, int n, int ho, int wo, int gr) {
     return ((static_cast<long long>(n) * g.Ho + ho) * g.Wo + wo) * (static_cast<long long>(g.G) * KK) +
-           static_cast<long long>(g0) * KK;
+           static_cast<long long>(gr) * KK;
 }
 
-// The forward's kernels of output row ho, pixels [w0, w0 + TW), the block's groups: per pixel a run of CBG*K*K
-// elements starting anywhere, copied as the 16-byte chunks that cover it (wstride elements a pixel; the run
-// starts at kernel_offset mod VW within them).
-__device__ void stage_kernels(const elem_t* __restrict__ w, elem_t* buf, const Geometry& g, int n, int ho, int w0,
-                              int TW, int g0) {
-    const int chunks = g.wstride / VW;
-    const long long total = static_cast<long long>(g.N) * g.Ho * g.Wo * g.G * KK;
-    for (int idx = threadIdx.x; idx < TW * chunks; idx += blockDim.x) {
-        const int p = idx / chunks, k = idx % chunks;
-        const int wo = w0 + p;
-        const long long e = (kernel_offset(g, n, ho, wo, g0) & ~static_cast<long long>(VW - 1)) + k * VW;
-        int bytes = 0;
-        if (wo < g.Wo) {
-            const long long left = (total - e) * static_cast<long long>(sizeof(elem_t));
-            bytes = left >= 16 ? 16 : (left > 0 ? static_cast<int>(left) : 0);
+// Bytes of the 16-byte chunk at element e of a tensor of `total` elements that lie inside it (0..16).
+__device__ __forceinline__ int bytes_inside(long long e, long long total) {
+    const long long left = (total - e) * static_cast<long long>(sizeof(elem_t));
+    return left >= 16 ? 16 : (left > 0 ? static_cast<int>(left) : 0);
+}
+
+__device__ __forceinline__ long long kernel_elements(const Geometry& g) {
+    return static_cast<long long>(g.N) * g.Ho * g.Wo * g.G * KK;
+}
+
+// The kernel tile of the forward and of grad_W in shared memory: a slot of wstride elements for each of the block's
+// RT x PXT*P output pixels, holding the block's CBG*K*K kernel elements of that pixel at the same alignment as in
+// global memory (from element kernel_offset mod VW), so that 16-byte chunks map onto 16-byte chunks. One warp a
+// pixel, one lane a chunk.
+__device__ void stage_kernel_tile(const elem_t* __restrict__ w, elem_t* tile, const Geometry& g, const Place& at) {
+    const int TW = g.PXT * P, chunks = g.wstride / VW, pixels = g.RT * TW;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+    const long long total = kernel_elements(g);
+    for (int p = warp; p < pixels; p += warps) {
+        const int r = p / TW;
+        const int ho = at.row0 + r, wo = at.col0 + p - r * TW;
+        const bool ok = ho < g.Ho && wo < g.Wo;
+        const long long base = ok ? kernel_offset(g, at.n, ho, wo, at.g0) & ~static_cast<long long>(VW - 1) : 0;
+        for (int k = lane; k < chunks; k += 32) {
+            const long long e = base + k * VW;
+            const int bytes = ok ? bytes_inside(e, total) : 0;
+            copy_async16(tile + p * g.wstride + k * VW, bytes ? w + e : w, bytes);
         }
-        copy_async16(buf + p * g.wstride + k * VW, bytes ? w + e : w, bytes);
     }
 }
 
-// The software pipeline every kernel runs over its strip: stage(first step), then for each step, stage the next
-// (into the other buffer) while computing this one.
-template <typename Stage, typename Compute>
-__device__ __forceinline__ void pipeline(int first, int end, Stage stage, Compute compute) {
-    stage(first, 0, true);
-    copy_async_commit();
-    for (int step = first; step < end; ++step) {
-        const int buf = (step - first) & 1;
-        if (step + 1 < end) {
-            stage(step + 1, buf ^ 1, false);
-            copy_async_commit();
-            copy_async_wait<1>();
-        } else {
-            copy_async_wait<0>();
+// Write the kernel tile (as stage_kernel_tile lays it out) to grad_W: whole 16-byte chunks as vectors, the chunks
+// a pixel's run shares with its neighbours' (another block may write those) element by element.
+__device__ void write_kernel_tile(elem_t* __restrict__ gw, const elem_t* tile, const Geometry& g, const Place& at) {
+    const int TW = g.PXT * P, chunks = g.wstride / VW, pixels = g.RT * TW;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+    const long long run = static_cast<long long>(g.CB / g.GC) * KK;
+    for (int p = warp; p < pixels; p += warps) {
+        const int r = p / TW;
+        const int ho = at.row0 + r, wo = at.col0 + p - r * TW;
+        if (ho >= g.Ho || wo >= g.Wo) continue;
+        const long long e0 = kernel_offset(g, at.n, ho, wo, at.g0);
+        const long long base = e0 & ~static_cast<long long>(VW - 1);
+        for (int k = lane; k < chunks; k += 32) {
+            const long long e = base + k * VW;
+            const elem_t* src = tile + p * g.wstride + k * VW;
+            if (e >= e0 && e + VW <= e0 + run) {
+                copy16(gw + e, src);
+            } else {
+#pragma unroll
+                for (int v = 0; v < VW; ++v)
+                    if (e + v >= e0 && e + v < e0 + run) gw[e + v] = src[v];
+            }
         }
-        __syncthreads();
-        compute(step, buf);
-        __syncthreads();  // the buffers of this step are overwritten by the stage two steps on
     }
 }
 
-// The rows of the input that output row ho reads and the previous output row did not: all of its window at the
-// strip's first row.
-__device__ __forceinline__ void new_input_rows(int ho, int pad, bool first, int& lo, int& hi) {
-    const int top = ho * S - pad;
-    lo = first ? top : max(top, top - S + SPAN);
-    hi = top + SPAN - 1;
+static_assert(THREAD_COLS <= 32, "a thread's input columns fit in one 32-bit mask");
+
+// Bit cc set where input column first + cc (cc < THREAD_COLS) lies in [0, W).
+__device__ __forceinline__ unsigned columns_inside(int first, int W) {
+    unsigned mask = 0u;
+#pragma unroll
+    for (int cc = 0; cc < THREAD_COLS; ++cc)
+        if (first + cc >= 0 && first + cc < W) mask |= 1u << cc;
+    return mask;
 }
 
-extern "C" __global__ void __launch_bounds__(MAX_THREADS, 1)
+// Offsets in the kernel tile of the thread's P pixels' kernels of its group (tap (i, j) at + i*K + j).
+__device__ __forceinline__ void tile_offsets(const Geometry& g, const Place& at, int (&ofs)[P]) {
+    const int TW = g.PXT * P;
+    const int ho = at.row0 + at.rt, wf = at.col0 + at.px * P;
+    const long long first = kernel_offset(g, at.n, ho, wf, at.g0);
+    const long long per_pixel = static_cast<long long>(g.G) * KK;
+#pragma unroll
+    for (int q = 0; q < P; ++q)
+        ofs[q] = (at.rt * TW + at.px * P + q) * g.wstride + static_cast<int>((first + q * per_pixel) & (VW - 1)) +
+                 at.gl * KK;
+}
+
+extern "C" __global__ void __launch_bounds__(MAX_THREADS, MIN_BLOCKS)
     aggregate_forward(const elem_t* __restrict__ x, const elem_t* __restrict__ w, elem_t* __restrict__ y,
                       const Geometry g) {
     extern __shared__ __align__(16) unsigned char smem[];
-    const BlockCoords blk = block_coords(g);
-    const int CB = g.CB, CBG = CB / g.GC, TW = g.PXT * P;
-    const int XC = (TW - 1) * S + SPAN;
-    elem_t* xs = reinterpret_cast<elem_t*>(smem);
-    elem_t* ws = xs + RING * XC * CB;
-    const int c0 = blk.slice * CB, g0 = c0 / g.GC, w0 = blk.tile * TW, n = blk.n;
-    const int ct = threadIdx.x % (CB / VW), px = threadIdx.x / (CB / VW);
-    const int gl = ct * VW / g.GC;
-    const int ho0 = blk.strip * g.RB, ho_end = min(ho0 + g.RB, g.Ho);
-    (void)CBG;
+    elem_t* tile = reinterpret_cast<elem_t*>(smem);
+    const Place at = place(g);
+    stage_kernel_tile(w, tile, g, at);
+    copy_async_commit();
 
-    auto stage = [&](int ho, int buf, bool first) {
-        int lo, hi;
-        new_input_rows(ho, g.pad, first, lo, hi);
-        stage_rows(x, xs, n, lo, hi, g.H, g.W, g.C, w0 * S - g.pad, XC, c0, CB, RING);
-        stage_kernels(w, ws + buf * TW * g.wstride, g, n, ho, w0, TW, g0);
-    };
-    auto compute = [&](int ho, int buf) {
-        const elem_t* wb = ws + buf * TW * g.wstride;
-        int wofs[P];
+    const int ho = at.row0 + at.rt, wf = at.col0 + at.px * P;
+    int ofs[P];
+    tile_offsets(g, at, ofs);
+    const elem_t* xc = x + static_cast<long long>(at.n) * g.H * g.W * g.C + at.c0 + at.cv * VW;
+    float acc[P][VW];
 #pragma unroll
-        for (int q = 0; q < P; ++q) {
-            const int p = px * P + q;
-            wofs[q] = p * g.wstride + static_cast<int>(kernel_offset(g, n, ho, w0 + p, g0) & (VW - 1)) + gl * KK;
-        }
-        float acc[P][VW];
+    for (int q = 0; q < P; ++q)
 #pragma unroll
-        for (int q = 0; q < P; ++q)
-#pragma unroll
-            for (int v = 0; v < VW; ++v) acc[q][v] = 0.f;
+        for (int v = 0; v < VW; ++v) acc[q][v] = 0.f;
+    copy_async_wait<0>();
+    __syncthreads();
+
 #pragma unroll 1
-        for (int i = 0; i < K; ++i) {
-            const elem_t* xrow = xs + (floor_mod(ho * S - g.pad + i * D, RING) * XC + px * P * S) * CB + ct * VW;
-            float kv[P][K];
+    for (int i = 0; i < K; ++i) {
+        const int hin = ho * S + i * D - g.pad;
+        // the columns of the row the thread reads that exist, one bit each (one register, not THREAD_COLS predicates)
+        const unsigned cols_ok = ho < g.Ho && hin >= 0 && hin < g.H ? columns_inside(wf * S - g.pad, g.W) : 0u;
+        const elem_t* xrow = xc + (static_cast<long long>(hin) * g.W + wf * S - g.pad) * g.C;
 #pragma unroll
-            for (int q = 0; q < P; ++q)
+        for (int cc = 0; cc < THREAD_COLS; ++cc) {
+            float xv[VW];
+            // Keeps the compiler from hoisting every column's loads to the top of the row, which takes more registers
+            // than the launch bounds allow (every thread of a warp runs every column).
+            __syncwarp();
+            load_vec_global(xrow + cc * g.C, (cols_ok >> cc) & 1u, xv);
 #pragma unroll
-                for (int j = 0; j < K; ++j) kv[q][j] = to_float(wb[wofs[q] + i * K + j]);
+            for (int q = 0; q < P; ++q) {
+                const int t = cc - q * S;  // = j * D for the tap j of pixel q that reads this column
+                if (t >= 0 && t % D == 0 && t / D < K) {
+                    const float kv = to_float(tile[ofs[q] + i * K + t / D]);
 #pragma unroll
-            for (int cc = 0; cc < THREAD_COLS; ++cc) {
-                float xv[VW];
-                load_vec(xrow + cc * CB, xv);
-#pragma unroll
-                for (int q = 0; q < P; ++q) {
-                    const int t = cc - q * S;  // = j * D for the tap j of pixel q that reads this column
-                    if (t >= 0 && t % D == 0 && t / D < K) {
-#pragma unroll
-                        for (int v = 0; v < VW; ++v) acc[q][v] = fmaf(kv[q][t / D], xv[v], acc[q][v]);
-                    }
+                    for (int v = 0; v < VW; ++v) acc[q][v] = fmaf(kv, xv[v], acc[q][v]);
                 }
             }
         }
+    }
+    if (ho >= g.Ho) return;
+    elem_t* yrow = y + (static_cast<long long>(at.n) * g.Ho + ho) * g.Wo * g.C + at.c0 + at.cv * VW;
 #pragma unroll
-        for (int q = 0; q < P; ++q) {
-            const int wo = w0 + px * P + q;
-            if (wo < g.Wo)
-                store_vec(y + ((static_cast<long long>(n) * g.Ho + ho) * g.Wo + wo) * g.C + c0 + ct * VW, acc[q]);
-        }
-    };
-    pipeline(ho0, ho_end, stage, compute);
+    for (int q = 0; q < P; ++q)
+        if (wf + q < g.Wo) store_vec(yrow + static_cast<long long>(wf + q) * g.C, acc[q]);
 }
 
 // grad_W[n, ho, wo, g, i*K + j] = sum_{c in g} grad_y[n, ho, wo, c] * x[n, ho*S + i*D - pad, wo*S + j*D - pad, c]:
-// the forward's blocks and staging (grad_y's row in place of the kernels); each thread sums its VW channels, then
-// the GC / VW threads of a group (adjacent lanes) add their sums by shuffles, in a fixed order.
-extern "C" __global__ void __launch_bounds__(MAX_THREADS, 1)
+// the forward's threads and x reads, grad_y's P vectors in registers; each thread sums its VW channels, the GC / VW
+// threads of a group (adjacent lanes) add their sums by shuffles (a fixed butterfly) into the kernel tile in shared
+// memory, which the block then writes out as 16-byte vectors.
+extern "C" __global__ void __launch_bounds__(MAX_THREADS, MIN_BLOCKS)
     aggregate_backward_weight(const elem_t* __restrict__ gy, const elem_t* __restrict__ x, elem_t* __restrict__ gw,
                               const Geometry g) {
     extern __shared__ __align__(16) unsigned char smem[];
-    const BlockCoords blk = block_coords(g);
-    const int CB = g.CB, TW = g.PXT * P;
-    const int XC = (TW - 1) * S + SPAN;
-    elem_t* xs = reinterpret_cast<elem_t*>(smem);
-    elem_t* gys = xs + RING * XC * CB;
-    const int c0 = blk.slice * CB, g0 = c0 / g.GC, w0 = blk.tile * TW, n = blk.n;
-    const int ct = threadIdx.x % (CB / VW), px = threadIdx.x / (CB / VW);
-    const int gl = ct * VW / g.GC;
+    elem_t* tile = reinterpret_cast<elem_t*>(smem);
+    const Place at = place(g);
+    const int ho = at.row0 + at.rt, wf = at.col0 + at.px * P;
     const int lanes = g.GC / VW;  // threads of a group: a power of two <= 32
-    const int lane_in_group = ct % lanes;
     const unsigned lane = threadIdx.x & 31u;
     const unsigned group_mask =
         lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1u) << (lane & ~static_cast<unsigned>(lanes - 1));
-    const int ho0 = blk.strip * g.RB, ho_end = min(ho0 + g.RB, g.Ho);
+    int ofs[P];
+    tile_offsets(g, at, ofs);
 
-    auto stage = [&](int ho, int buf, bool first) {
-        int lo, hi;
-        new_input_rows(ho, g.pad, first, lo, hi);
-        stage_rows(x, xs, n, lo, hi, g.H, g.W, g.C, w0 * S - g.pad, XC, c0, CB, RING);
-        stage_rows(gy, gys + buf * TW * CB, n, ho, ho, g.Ho, g.Wo, g.C, w0, TW, c0, CB, 1);
-    };
-    auto compute = [&](int ho, int buf) {
-        float gyv[P][VW];
+    float gyv[P][VW];
+    const elem_t* gyrow = gy + (static_cast<long long>(at.n) * g.Ho + ho) * g.Wo * g.C + at.c0 + at.cv * VW;
 #pragma unroll
-        for (int q = 0; q < P; ++q) load_vec(gys + (buf * TW + px * P + q) * CB + ct * VW, gyv[q]);
+    for (int q = 0; q < P; ++q)
+        load_vec_global(gyrow + static_cast<long long>(wf + q) * g.C, ho < g.Ho && wf + q < g.Wo, gyv[q]);
+    const elem_t* xc = x + static_cast<long long>(at.n) * g.H * g.W * g.C + at.c0 + at.cv * VW;
+
 #pragma unroll 1
-        for (int i = 0; i < K; ++i) {
-            const elem_t* xrow = xs + (floor_mod(ho * S - g.pad + i * D, RING) * XC + px * P * S) * CB + ct * VW;
-            float part[P][K];
+    for (int i = 0; i < K; ++i) {
+        const int hin = ho * S + i * D - g.pad;
+        const bool row_ok = ho < g.Ho && hin >= 0 && hin < g.H;  // the same for a group's threads
+        const elem_t* xrow = xc + static_cast<long long>(hin) * g.W * g.C;
 #pragma unroll
-            for (int cc = 0; cc < THREAD_COLS; ++cc) {
-                float xv[VW];
-                load_vec(xrow + cc * CB, xv);
-#pragma unroll
-                for (int q = 0; q < P; ++q) {
-                    const int t = cc - q * S;
-                    if (t >= 0 && t % D == 0 && t / D < K) {
-                        float sum = 0.f;
-#pragma unroll
-                        for (int v = 0; v < VW; ++v) sum = fmaf(xv[v], gyv[q][v], sum);
-                        part[q][t / D] = sum;
-                    }
-                }
-            }
-            for (int m = 1; m < lanes; m <<= 1) {
-#pragma unroll
-                for (int q = 0; q < P; ++q)
-#pragma unroll
-                    for (int j = 0; j < K; ++j) part[q][j] += __shfl_xor_sync(group_mask, part[q][j], m);
-            }
+        for (int cc = 0; cc < THREAD_COLS; ++cc) {
+            const int win = wf * S - g.pad + cc;
+            float xv[VW];
+            __syncwarp();  // as in the forward (every thread of a warp runs every column)
+            load_vec_global(xrow + static_cast<long long>(win) * g.C, row_ok && win >= 0 && win < g.W, xv);
 #pragma unroll
             for (int q = 0; q < P; ++q) {
-                const int wo = w0 + px * P + q;
-                if (wo < g.Wo) {
-                    elem_t* out = gw + kernel_offset(g, n, ho, wo, g0 + gl) + i * K;
+                const int t = cc - q * S;  // = j * D for the tap j of pixel q that reads this column
+                if (t >= 0 && t % D == 0 && t / D < K) {
+                    const int j = t / D;
+                    float sum = 0.f;
 #pragma unroll
-                    for (int j = 0; j < K; ++j)
-                        if ((q * K + j) % lanes == lane_in_group) out[j] = from_float(part[q][j]);
+                    for (int v = 0; v < VW; ++v) sum = fmaf(xv[v], gyv[q][v], sum);
+                    for (int m = 1; m < lanes; m <<= 1) sum += __shfl_xor_sync(group_mask, sum, m);
+                    // Every thread of the group holds the same sum (a butterfly of commutative additions) and writes
+                    // it: the same value to one address, and no per-lane predicate to keep in registers.
+                    tile[ofs[q] + i * K + j] = from_float(sum);
                 }
             }
         }
-    };
-    pipeline(ho0, ho_end, stage, compute);
+    }
+    __syncthreads();
+    write_kernel_tile(gw, tile, g, at);
+}
+
+// Kernel row i of the output pixels the block's input rows gather from, into buf: a slot of SLOT elements for each
+// (row of the block, output column wo_start + oc, group of the block), holding the K elements at the same alignment
+// as in global memory; zeros where the output pixel does not exist. One warp a (row, column), one lane a chunk.
+__device__ void stage_gather_row(const elem_t* __restrict__ w, elem_t* buf, const Geometry& g, const Place& at, int i,
+                                 int wo_start) {
+    const int CBG = g.CB / g.GC, pixels = g.RT * g.TWO;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+    const long long total = kernel_elements(g);
+    for (int p = warp; p < pixels; p += warps) {
+        const int r = p / g.TWO;
+        const int num = at.row0 + r + g.pad - i * D;
+        const int ho = floor_div(num, S), wo = wo_start + p - r * g.TWO;
+        const bool ok = floor_mod(num, S) == 0 && ho >= 0 && ho < g.Ho && wo >= 0 && wo < g.Wo;
+        for (int l = lane; l < CBG * SLOT_CHUNKS; l += 32) {
+            const int gl = l / SLOT_CHUNKS, k = l - gl * SLOT_CHUNKS;
+            long long e = 0;
+            int bytes = 0;
+            if (ok) {
+                e = ((kernel_offset(g, at.n, ho, wo, at.g0 + gl) + i * K) & ~static_cast<long long>(VW - 1)) + k * VW;
+                bytes = bytes_inside(e, total);
+            }
+            copy_async16(buf + (p * CBG + gl) * SLOT + k * VW, bytes ? w + e : w, bytes);
+        }
+    }
+}
+
+// Whether output column oc (of a thread whose first input column has phase R) reaches one of its P input pixels.
+__host__ __device__ constexpr bool reaches(int R, int oc) {
+    for (int q = 0; q < P; ++q) {
+        const int t = R + (K - 1) * D + q - oc * S;
+        if (t >= 0 && t % D == 0 && t / D < K) return true;
+    }
+    return false;
+}
+
+// The taps of one kernel row i into the P input pixels of a thread whose first input column has phase R (its
+// window's start minus S times its first output column wo_lo): for each output column wo_lo + OC of the row that
+// reaches them (OC = 0 .. GATHER_COLS - 1, unrolled at compile time), one grad_y vector and the staged kernel row's
+// taps (slots: the slot of the thread's first output column).
+template <int R, int OC>
+__device__ __forceinline__ void gather_row(float (&acc)[P][VW], const elem_t* gyrow, const elem_t* slots,
+                                           long long krow, long long per_pixel, int wo_lo, int Wo, int C, int CBG) {
+    if constexpr (OC < GATHER_COLS) {
+        if constexpr (reaches(R, OC)) {
+            const int wo = wo_lo + OC;
+            float gv[VW];
+            __syncwarp(__activemask());  // as in the forward (the threads of one phase)
+            load_vec_global(gyrow + static_cast<long long>(wo) * C, wo >= 0 && wo < Wo, gv);
+            const elem_t* kr = slots + OC * CBG * SLOT + static_cast<int>((krow + OC * per_pixel) & (VW - 1));
+#pragma unroll
+            for (int q = 0; q < P; ++q) {
+                const int t = R + (K - 1) * D + q - OC * S;  // = j * D for the tap j from wo to pixel q
+                if (t >= 0 && t % D == 0 && t / D < K) {
+                    const float kv = to_float(kr[t / D]);
+#pragma unroll
+                    for (int v = 0; v < VW; ++v) acc[q][v] = fmaf(kv, gv[v], acc[q][v]);
+                }
+            }
+        }
+        gather_row<R, OC + 1>(acc, gyrow, slots, krow, per_pixel, wo_lo, Wo, C, CBG);
+    }
 }
 
 // grad_x[n, hi, wi, c] = sum over the taps (i, j) and output pixels (ho, wo) with ho*S + i*D - pad = hi and
-// wo*S + j*D - pad = wi of W[n, ho, wo, g(c), i*K + j] * grad_y[n, ho, wo, c]: a gather, no atomics. A block owns
-// a strip of input rows and a tile of PXT*P*S input columns; it stages grad_y's output rows in a ring (as the
-// forward stages x) and, for each input row, the kernel row i of each output row that reaches it. A thread owns
-// VW channels of P input pixels (S apart, one phase at a time where S > 1).
-extern "C" __global__ void __launch_bounds__(MAX_THREADS, 1)
+// wo*S + j*D - pad = wi of W[n, ho, wo, g(c), i*K + j] * grad_y[n, ho, wo, c]: a gather, no atomics. A thread owns
+// VW channels of P consecutive input pixels of one input row; for each kernel row i (staged for the block, the next
+// one copied while this one is used) it reads the grad_y vectors of the output row that reaches its row, each once
+// for every tap of its P pixels that it reaches.
+extern "C" __global__ void __launch_bounds__(MAX_THREADS, MIN_BLOCKS)
     aggregate_backward_input(const elem_t* __restrict__ gy, const elem_t* __restrict__ w, elem_t* __restrict__ gx,
                              const Geometry g) {
     extern __shared__ __align__(16) unsigned char smem[];
-    const BlockCoords blk = block_coords(g);
-    const int CB = g.CB, CBG = CB / g.GC, TWO = g.TWO;
-    const int TWI = g.PXT * P * S;
-    elem_t* gys = reinterpret_cast<elem_t*>(smem);
-    elem_t* wxs = gys + OUT_RING * TWO * CB;
-    const int kbuf = K * TWO * CBG * K;  // one buffer of staged kernel rows: [i][output column][group][j]
-    const int c0 = blk.slice * CB, g0 = c0 / g.GC, qs = blk.tile * TWI, n = blk.n;
-    const int ct = threadIdx.x % (CB / VW), px = threadIdx.x / (CB / VW);
-    const int gl = ct * VW / g.GC;
-    const int wo_start = floor_div(qs + g.pad - (K - 1) * D, S);
-    const int hi0 = blk.strip * g.RB, hi_end = min(hi0 + g.RB, g.H);
+    elem_t* stage = reinterpret_cast<elem_t*>(smem);
+    const Place at = place(g);
+    const int CBG = g.CB / g.GC;
+    const int buf_elems = g.RT * g.TWO * CBG * SLOT;
+    const int wo_start = floor_div(at.col0 + g.pad - (K - 1) * D, S);
+    const int hi = at.row0 + at.rt, wf = at.col0 + at.px * P;
+    const int nb = wf + g.pad - (K - 1) * D;
+    const int wo_lo = floor_div(nb, S);  // the thread's first output column
+    const int phase = nb - wo_lo * S;
+    const int slot0 = ((at.rt * g.TWO + wo_lo - wo_start) * CBG + at.gl) * SLOT;
+    const long long per_pixel = static_cast<long long>(g.G) * KK;
+    const elem_t* gyc = gy + at.c0 + at.cv * VW;
+    float acc[P][VW];
+#pragma unroll
+    for (int q = 0; q < P; ++q)
+#pragma unroll
+        for (int v = 0; v < VW; ++v) acc[q][v] = 0.f;
 
-    auto stage = [&](int hi, int buf, bool first) {
-        const int up = floor_div(hi + g.pad, S);
-        const int lo = first ? floor_div(hi + g.pad - (K - 1) * D + S - 1, S) : floor_div(hi - 1 + g.pad, S) + 1;
-        stage_rows(gy, gys, n, lo, up, g.Ho, g.Wo, g.C, wo_start, TWO, c0, CB, OUT_RING);
-        // Kernel rows: plain loads (a row of K taps is K elements, not 16-byte aligned), K independent ones a
-        // thread for each (output column, group) of a kernel row i.
-        elem_t* wb = wxs + buf * kbuf;
-        const int pairs = TWO * CBG;
+    stage_gather_row(w, stage, g, at, 0, wo_start);
+    copy_async_commit();
 #pragma unroll 1
-        for (int i = 0; i < K; ++i) {
-            const int num = hi + g.pad - i * D;
-            const int ho = floor_div(num, S);
-            const bool row_ok = floor_mod(num, S) == 0 && ho >= 0 && ho < g.Ho;
-            for (int r = threadIdx.x; r < pairs; r += blockDim.x) {
-                const int oc = r / CBG, gr = r - oc * CBG;
-                const int wo = wo_start + oc;
-                elem_t* dst = wb + (i * pairs + r) * K;
-                elem_t v[K];
-                if (row_ok && wo >= 0 && wo < g.Wo) {
-                    const elem_t* src = w + kernel_offset(g, n, ho, wo, g0 + gr) + i * K;
-#pragma unroll
-                    for (int j = 0; j < K; ++j) v[j] = src[j];
-                } else {
-#pragma unroll
-                    for (int j = 0; j < K; ++j) v[j] = elem_t(0);
-                }
-#pragma unroll
-                for (int j = 0; j < K; ++j) dst[j] = v[j];
-            }
+    for (int i = 0; i < K; ++i) {
+        copy_async_wait<0>();
+        __syncthreads();  // row i is in place, and every thread is done with row i - 1's buffer
+        if (i + 1 < K) {
+            stage_gather_row(w, stage + ((i + 1) & 1) * buf_elems, g, at, i + 1, wo_start);
+            copy_async_commit();
         }
-    };
-    auto compute = [&](int hi, int buf) {
-        const elem_t* wb = wxs + buf * kbuf;
-        float acc[P][VW];
-        if constexpr (S == 1) {
+        const int num = hi + g.pad - i * D;
+        const int ho = floor_div(num, S);
+        if (hi >= g.H || floor_mod(num, S) != 0 || ho < 0 || ho >= g.Ho) continue;
+        const elem_t* slots = stage + (i & 1) * buf_elems + slot0;
+        const long long krow = kernel_offset(g, at.n, ho, wo_lo, at.g0 + at.gl) + i * K;
+        const elem_t* gyrow = gyc + (static_cast<long long>(at.n) * g.Ho + ho) * g.Wo * g.C;
+        if (S == 1 || phase == 0)
+            gather_row<0, 0>(acc, gyrow, slots, krow, per_pixel, wo_lo, g.Wo, g.C, CBG);
+        else
+            gather_row<S - 1, 0>(acc, gyrow, slots, krow, per_pixel, wo_lo, g.Wo, g.C, CBG);
+    }
+    if (hi >= g.H) return;
+    elem_t* gxrow = gx + (static_cast<long long>(at.n) * g.H + hi) * g.W * g.C + at.c0 + at.cv * VW;
 #pragma unroll
-            for (int q = 0; q < P; ++q)
-#pragma unroll
-                for (int v = 0; v < VW; ++v) acc[q][v] = 0.f;
-#pragma unroll 1
-            for (int i = 0; i < K; ++i) {
-                const int ho = hi + g.pad - i * D;
-                if (ho < 0 || ho >= g.Ho) continue;
-                const elem_t* gyrow = gys + (floor_mod(ho, OUT_RING) * TWO + px * P) * CB + ct * VW;
-                const elem_t* wrow = wb + ((i * TWO + px * P) * CBG + gl) * K;
-#pragma unroll
-                for (int cc = 0; cc < P + (K - 1) * D; ++cc) {  // output column px*P + cc of the tile
-                    float gv[VW];
-                    load_vec(gyrow + cc * CB, gv);
-#pragma unroll
-                    for (int q = 0; q < P; ++q) {
-                        const int t = cc - q;  // = (K - 1 - j) * D for the tap j that reaches pixel q
-                        if (t >= 0 && t % D == 0 && t / D < K) {
-                            const float kv = to_float(wrow[cc * CBG * K + (K - 1 - t / D)]);
-#pragma unroll
-                            for (int v = 0; v < VW; ++v) acc[q][v] = fmaf(kv, gv[v], acc[q][v]);
-                        }
-                    }
-                }
-            }
-#pragma unroll
-            for (int q = 0; q < P; ++q) {
-                const int wi = qs + px * P + q;
-                if (wi < g.W)
-                    store_vec(gx + ((static_cast<long long>(n) * g.H + hi) * g.W + wi) * g.C + c0 + ct * VW, acc[q]);
-            }
-        } else {
-#pragma unroll
-            for (int ph = 0; ph < S; ++ph) {
-#pragma unroll
-                for (int q = 0; q < P; ++q)
-#pragma unroll
-                    for (int v = 0; v < VW; ++v) acc[q][v] = 0.f;
-#pragma unroll 1
-                for (int i = 0; i < K; ++i) {
-                    const int num = hi + g.pad - i * D;
-                    const int ho = floor_div(num, S);
-                    if (floor_mod(num, S) != 0 || ho < 0 || ho >= g.Ho) continue;
-                    const elem_t* gyrow = gys + floor_mod(ho, OUT_RING) * TWO * CB + ct * VW;
-                    const elem_t* wrow = wb + (i * TWO * CBG + gl) * K;
-#pragma unroll
-                    for (int j = 0; j < K; ++j) {
-                        const int numc = qs + ph + g.pad - j * D;
-                        if (floor_mod(numc, S) != 0) continue;
-                        const int oc0 = px * P + floor_div(numc, S) - wo_start;
-#pragma unroll
-                        for (int q = 0; q < P; ++q) {
-                            float gv[VW];
-                            load_vec(gyrow + (oc0 + q) * CB, gv);
-                            const float kv = to_float(wrow[(oc0 + q) * CBG * K + j]);
-#pragma unroll
-                            for (int v = 0; v < VW; ++v) acc[q][v] = fmaf(kv, gv[v], acc[q][v]);
-                        }
-                    }
-                }
-#pragma unroll
-                for (int q = 0; q < P; ++q) {
-                    const int wi = qs + px * P * S + ph + S * q;
-                    if (wi < g.W)
-                        store_vec(gx + ((static_cast<long long>(n) * g.H + hi) * g.W + wi) * g.C + c0 + ct * VW,
-                                  acc[q]);
-                }
-            }
-        }
-    };
-    pipeline(hi0, hi_end, stage, compute);
+    for (int q = 0; q < P; ++q)
+        if (wf + q < g.W) store_vec(gxrow + static_cast<long long>(wf + q) * g.C, acc[q]);
 }

@@ -28,8 +28,10 @@ __all__ = [
     "KERNEL_SIZES",
     "Geometry",
     "Specialisation",
+    "Tile",
     "aggregate",
     "aggregate_backward",
+    "choose_tile",
     "launch_plan",
     "plan",
     "specialisation",
@@ -39,21 +41,29 @@ __all__ = [
 
 SOURCE = ("adaptconv.ops.involution", "aggregation_channels_last.cu")
 HEADERS = (("adaptconv.ops", "vector_io.cuh"),)
-#: output pixels a thread owns along a row (RedNet's maps are 7 * 2^k wide)
+#: pixels a thread owns along a row (RedNet's maps are 7 * 2^k wide)
 PIXELS = 7
-#: the most threads of a block (the kernels' __launch_bounds__)
+#: the most threads of a block, and the blocks of that size a multiprocessor must hold (the kernels'
+#: __launch_bounds__: at most 128 registers a thread, so 16 warps a multiprocessor). Dilation 2 (not on RedNet's
+#: path) is compiled without the cap: at K 7 its forward in 16 bits would spill.
 MAX_THREADS = 256
-#: threads a block aims at (more channels per block on narrow maps)
+MIN_BLOCKS = 2
+#: a block's threads are a multiple of a warp (the kernels stage and write one warp a pixel)
+WARP = 32
+#: warps a multiprocessor that the plan counts as enough: what the registers allow (MAX_THREADS * MIN_BLOCKS)
+ENOUGH_WARPS = MAX_THREADS * MIN_BLOCKS // 32
+#: threads a block aims at, at least
 TARGET_THREADS = 128
-#: shared memory a block aims to stay under, so that two blocks share a multiprocessor (H100/H200: 227 KiB each)
-SMEM_TARGET = 110 * 1024
+#: shared memory the driver keeps for each resident block (bytes)
+SMEM_RESERVED = 1024
 #: the windows the kernels are compiled for; others go to Triton
 KERNEL_SIZES = (1, 3, 5, 7)
 STRIDES = (1, 2)
 DILATIONS = (1, 2)
 DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
-#: set to 1 to send the calls these kernels take to them. Off by default: on an H200 they are slower than the Triton
-#: kernels at every shape measured so far (docs/involution_kernel.md, "CUDA C++ kernels compiled by NVRTC").
+KERNELS = ("forward", "backward_weight", "backward_input")
+#: set to 1 to send the calls these kernels take to them. Off by default until they are measured faster than the
+#: Triton kernels (docs/involution_kernel.md, "CUDA C++ kernels compiled by NVRTC").
 ENV_SWITCH = "ADAPTCONV_NVRTC"
 
 
@@ -68,12 +78,16 @@ class Specialisation:
 
     def defines(self) -> dict[str, int]:
         return dict(DTYPE=DTYPE_CODES[self.dtype], K=self.kernel_size, S=self.stride, D=self.dilation, P=PIXELS,
-                    MAX_THREADS=MAX_THREADS)  # fmt: skip
+                    MAX_THREADS=MAX_THREADS, MIN_BLOCKS=MIN_BLOCKS if self.dilation == 1 else 1)  # fmt: skip
 
     @property
     def vector(self) -> int:
         """Elements of one 16-byte vector."""
-        return 16 // torch.empty((), dtype=self.dtype).element_size()
+        return 16 // self.element_size
+
+    @property
+    def element_size(self) -> int:
+        return torch.empty((), dtype=self.dtype).element_size()
 
 
 def specialisations() -> list[Specialisation]:
@@ -98,8 +112,25 @@ class Geometry(ctypes.Structure):
     """The kernels' ``struct Geometry``, field for field."""
 
     _fields_ = [(name, ctypes.c_int) for name in
-                ("N", "C", "H", "W", "Ho", "Wo", "G", "GC", "pad", "CB", "PXT", "RB", "col_tiles", "slices", "wstride",
-                 "TWO")]  # fmt: skip
+                ("N", "C", "H", "W", "Ho", "Wo", "G", "GC", "pad", "CB", "PXT", "RT", "col_tiles", "slices",
+                 "row_tiles", "wstride", "TWO")]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A block's share of the work: ``cb`` channels (whole groups), ``pxt`` threads of PIXELS columns, ``rt`` rows
+    (one thread a row), and the shared memory that takes; ``wstride`` (forward, grad_w) and ``two`` (grad_x) as the
+    kernels' Geometry."""
+
+    cb: int
+    pxt: int
+    rt: int
+    smem: int
+    wstride: int
+    two: int
+
+    def threads(self, vector: int) -> int:
+        return self.cb // vector * self.pxt * self.rt
 
 
 @dataclass(frozen=True)
@@ -112,58 +143,77 @@ class Launch:
     smem: int
 
 
-def _smem(kernel: str, spec: Specialisation, cb: int, group_channels: int, pxt: int) -> tuple[int, int, int]:
-    """(bytes of shared memory, wstride, TWO) of a block of ``cb`` channels and ``pxt`` column threads; the same
-    carve-up as the kernels'."""
-    k, s, d, vw = spec.kernel_size, spec.stride, spec.dilation, spec.vector
-    esize = 16 // vw
-    span = (k - 1) * d + 1
-    groups = cb // group_channels
+def slot_elements(spec: Specialisation) -> int:
+    """Elements of the input gradient's shared-memory slot of one kernel row (the kernels' SLOT): K elements starting
+    at any of the vector's alignments, in whole vectors."""
+    vw = spec.vector
+    return math.ceil((vw - 1 + spec.kernel_size) / vw) * vw
+
+
+def tile_smem(kernel: str, spec: Specialisation, cb: int, group_channels: int, pxt: int, rt: int) -> Tile:
+    """The :class:`Tile` of these sizes, with the shared memory the kernels carve out of it."""
+    k, s, d, vw, esize = spec.kernel_size, spec.stride, spec.dilation, spec.vector, spec.element_size
+    tw, groups = pxt * PIXELS, cb // group_channels
     if kernel == "backward_input":
-        two = pxt * PIXELS + ((k - 1) * d + s - 1) // s + 2
-        out_ring = (k - 1) * d // s + 2
-        return (out_ring * two * cb + 2 * k * two * groups * k) * esize, 0, two
-    tw = pxt * PIXELS
-    ring_bytes = (span + s) * ((tw - 1) * s + span) * cb * esize
-    if kernel == "forward":
-        wstride = math.ceil((vw - 1 + groups * k * k) / vw) * vw
-        return ring_bytes + 2 * tw * wstride * esize, wstride, 0
-    return ring_bytes + 2 * tw * cb * esize, 0, 0
+        # output columns whose kernels reach the block's tw input columns; two buffers of one kernel row each
+        two = math.ceil((tw - 1 + (k - 1) * d) / s) + 1
+        return Tile(cb, pxt, rt, 2 * rt * two * groups * slot_elements(spec) * esize, 0, two)
+    wstride = math.ceil((vw - 1 + groups * k * k) / vw) * vw
+    return Tile(cb, pxt, rt, rt * tw * wstride * esize, wstride, 0)
 
 
-def plan(kernel: str, spec: Specialisation, n: int, c: int, groups: int, rows: int, cols: int, out_hw: tuple[int, int],
-         in_hw: tuple[int, int], padding: int, max_smem: int, sm_count: int) -> Launch | None:  # fmt: skip
-    """The launch of ``kernel`` ('forward', 'backward_weight', 'backward_input') over ``rows`` x ``cols`` (the
-    output map, or the input map for 'backward_input'), or None where no block fits in ``max_smem``."""
+def _resident_warps(tile: Tile, vector: int, smem_per_sm: int) -> int:
+    threads = tile.threads(vector)
+    blocks = min(32, 2048 // threads, smem_per_sm // (tile.smem + SMEM_RESERVED))
+    return blocks * threads // WARP
+
+
+@functools.cache
+def choose_tile(kernel: str, spec: Specialisation, c: int, groups: int, rows: int, cols: int,
+                max_smem: int) -> Tile | None:  # fmt: skip
+    """The block tile of ``kernel`` over a ``rows`` x ``cols`` map (the output map, or the input map for
+    'backward_input'), from the shape alone (not the batch): among the tiles of whole groups and a multiple of 32
+    threads (at most MAX_THREADS) that fit in ``max_smem``, the one with the most useful work per launched thread
+    times the warps a multiprocessor can hold (counted up to ENOUGH_WARPS); then blocks of at least TARGET_THREADS,
+    wider tiles (neighbouring threads share x's vectors in L1), less shared memory. None where none fits."""
     group_channels = c // groups
     lanes = group_channels // spec.vector
-    step = PIXELS * (spec.stride if kernel == "backward_input" else 1)  # columns a column thread covers
-    pxt = max(1, min(math.ceil(cols / step), MAX_THREADS // lanes))
+    smem_per_sm = max_smem + SMEM_RESERVED
+    best, best_key = None, None
+    for gpb in (d for d in range(1, groups + 1) if groups % d == 0):
+        cv = gpb * lanes
+        if cv > MAX_THREADS:
+            break
+        for pxt in range(1, min(math.ceil(cols / PIXELS), MAX_THREADS // cv) + 1):
+            step = WARP // math.gcd(cv * pxt, WARP)  # rows that make the block a whole number of warps
+            for rt in range(step, MAX_THREADS // (cv * pxt) + 1, step):
+                tile = tile_smem(kernel, spec, gpb * group_channels, group_channels, pxt, rt)
+                if tile.smem > max_smem:
+                    continue
+                tw = pxt * PIXELS
+                useful = rows * cols / (math.ceil(rows / rt) * rt * math.ceil(cols / tw) * tw)
+                warps = min(_resident_warps(tile, spec.vector, smem_per_sm), ENOUGH_WARPS)
+                key = (round(useful * warps / ENOUGH_WARPS, 3), min(tile.threads(spec.vector), TARGET_THREADS), tw,
+                       -tile.smem)  # fmt: skip
+                if best_key is None or key > best_key:
+                    best, best_key = tile, key
+    return best
 
-    def groups_per_block(pxt: int) -> int:
-        limit = max(lanes, min(TARGET_THREADS // pxt, MAX_THREADS // pxt))
-        return max(d for d in range(1, groups + 1) if groups % d == 0 and (d * lanes <= limit or d == 1))
 
-    gpb = groups_per_block(pxt)
-    while _smem(kernel, spec, gpb * group_channels, group_channels, pxt)[0] > SMEM_TARGET and pxt > 1:
-        pxt = (pxt + 1) // 2
-        gpb = groups_per_block(pxt)
-    while _smem(kernel, spec, gpb * group_channels, group_channels, pxt)[0] > max_smem and gpb > 1:
-        gpb = max(d for d in range(1, gpb) if groups % d == 0)
-    smem, wstride, two = _smem(kernel, spec, gpb * group_channels, group_channels, pxt)
-    if smem > max_smem:
-        return None
-    col_tiles, slices = math.ceil(cols / (pxt * step)), groups // gpb
-    per_row = n * col_tiles * slices
-    strips = min(rows, math.ceil(4 * sm_count / per_row))  # about four blocks a multiprocessor
-    rb = math.ceil(rows / strips)
-    strips = math.ceil(rows / rb)
+def plan(kernel: str, spec: Specialisation, n: int, c: int, groups: int, out_hw: tuple[int, int],
+         in_hw: tuple[int, int], padding: int, max_smem: int) -> Launch | None:  # fmt: skip
+    """The launch of ``kernel`` ('forward', 'backward_weight', 'backward_input') for a batch of ``n``: its tile from
+    :func:`choose_tile` (the shape only), one block a tile; None where no block fits in ``max_smem``."""
     ho, wo = out_hw
     h, w = in_hw
-    geometry = Geometry(n, c, h, w, ho, wo, groups, group_channels, padding, gpb * group_channels, pxt, rb, col_tiles,
-                        slices, wstride, two)  # fmt: skip
-    threads = gpb * lanes * pxt
-    return Launch(geometry, (col_tiles * slices * strips, n, 1), (threads, 1, 1), smem)
+    rows, cols = (h, w) if kernel == "backward_input" else (ho, wo)
+    tile = choose_tile(kernel, spec, c, groups, rows, cols, max_smem)
+    if tile is None:
+        return None
+    col_tiles, slices, row_tiles = math.ceil(cols / (tile.pxt * PIXELS)), c // tile.cb, math.ceil(rows / tile.rt)
+    geometry = Geometry(n, c, h, w, ho, wo, groups, c // groups, padding, tile.cb, tile.pxt, tile.rt, col_tiles,
+                        slices, row_tiles, tile.wstride, tile.two)  # fmt: skip
+    return Launch(geometry, (col_tiles * slices * row_tiles, n, 1), (tile.threads(spec.vector), 1, 1), tile.smem)
 
 
 def _enabled() -> bool:
@@ -202,9 +252,8 @@ def _launch(kernel: str, spec: Specialisation, launch: Launch, *tensors: Tensor)
     function.launch(launch.grid, launch.block, launch.smem, [*args, launch.geometry])
 
 
-def _device_limits(device: torch.device) -> tuple[int, int]:
-    props = torch.cuda.get_device_properties(device)
-    return props.shared_memory_per_block_optin, props.multi_processor_count
+def _max_smem(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).shared_memory_per_block_optin
 
 
 def launch_plan(kernel: str, spec: Specialisation, x: Tensor, weight: Tensor, padding: int) -> Launch:
@@ -212,8 +261,7 @@ def launch_plan(kernel: str, spec: Specialisation, x: Tensor, weight: Tensor, pa
     n, c, h, w = x.shape
     ho, wo = weight.shape[-2:]
     groups = weight.shape[1] // (spec.kernel_size**2)
-    rows, cols = (h, w) if kernel == "backward_input" else (ho, wo)
-    launch = plan(kernel, spec, n, c, groups, rows, cols, (ho, wo), (h, w), padding, *_device_limits(x.device))
+    launch = plan(kernel, spec, n, c, groups, (ho, wo), (h, w), padding, _max_smem(x.device))
     if launch is None:
         raise RuntimeError(f"no block of the {kernel} kernel fits in shared memory for x {tuple(x.shape)}")
     return launch
