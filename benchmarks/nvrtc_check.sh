@@ -4,7 +4,8 @@
 #
 #     bash benchmarks/nvrtc_check.sh [OUT_DIR]
 #
-# 1. the tests of tests/ops/involution/test_nvrtc_channels_last.py (GPU and CPU ones), log in OUT_DIR/nvrtc_tests.log;
+# 1. their GPU tests (tests/ops/involution/test_nvrtc_channels_last.py, then the CPU compile checks of the same file),
+#    log in OUT_DIR/nvrtc_tests.log;
 # 2. forward and forward + backward against the Triton kernels at RedNet-50's 7x7 layers (C64@56, C128@28, C256@14,
 #    C512@7 and the stride-2 layers), bf16 and fp32, batch 64, channels_last (benchmarks/involution_op.py);
 # 3. each NVRTC kernel's time with its launch plan (benchmarks/nvrtc_kernels.py).

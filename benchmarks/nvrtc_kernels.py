@@ -45,11 +45,11 @@ def main(argv: list[str] | None = None) -> None:
                 plan = launcher.launch_plan(kernel, spec, x, w, conf[2])
                 g = plan.geometry
                 rows.append(dict(layer=layer, dtype=dtype, kernel=kernel, us=totals.get(f"aggregate_{kernel}"),
-                                 CB=g.CB, PXT=g.PXT, RB=g.RB, threads=plan.block[0], smem=plan.smem,
+                                 CB=g.CB, PXT=g.PXT, RT=g.RT, threads=plan.block[0], smem=plan.smem,
                                  blocks=plan.grid[0] * plan.grid[1]))  # fmt: skip
     path = record.write(args, "cuda", rows)
     print(f"written to {path}")
-    keys = ["layer", "dtype", "kernel", "us", "CB", "PXT", "RB", "threads", "smem", "blocks"]
+    keys = ["layer", "dtype", "kernel", "us", "CB", "PXT", "RT", "threads", "smem", "blocks"]
     cell = lambda r, k: f"{r[k]:.1f}" if k == "us" and r[k] is not None else r[k]  # noqa: E731
     print(record.markdown_table(keys, [[cell(r, k) for k in keys] for r in rows]))
 
