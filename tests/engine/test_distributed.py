@@ -7,18 +7,19 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from clirun import ENV, STEPS_PER_EPOCH, weights
+from clirun import ENV, STEPS_PER_EPOCH
 from clirun import run as run_cli
 from clirun import train_args as args
 
 from adaptconv.engine.loggers import read_summary
+from benchmarks.multi_gpu import checkpoint_differences, free_port, rank_pid
+from benchmarks.multi_gpu import without_timing as timing_removed
 
 CLI = [sys.executable, "-m", "adaptconv.cli.main"]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
@@ -28,13 +29,6 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 SHORT = ("--epochs", "1", "--lr", "0.01")
 #: the relative weight difference that rounding alone gives over SHORT (measured: about 1e-5)
 ROUNDING = 1e-3
-TIMING = ("seconds", "img_per_s", "peak_mem_mib")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def spawn_args(port: int) -> list[str]:
@@ -51,17 +45,11 @@ def launch(launcher: str, argv: list[str], check: bool = True) -> subprocess.Com
 
 
 def relative_differences(a: Path, b: Path) -> dict[str, float]:
-    """|b - a| / |a| of every floating-point weight and momentum buffer of two checkpoints (integers must agree)."""
-    wa, wb = weights(a / "checkpoint.pth"), weights(b / "checkpoint.pth")
-    assert wa.keys() == wb.keys()
-    for k in wa:
-        if not wa[k].is_floating_point():
-            assert torch.equal(wa[k], wb[k]), k
-    return {k: ((wb[k] - wa[k]).norm() / (wa[k].norm() + 1e-6)).item() for k in wa if wa[k].is_floating_point()}
+    return checkpoint_differences(a / "checkpoint.pth", b / "checkpoint.pth")
 
 
 def without_timing(run: Path) -> list[dict]:
-    return [{k: v for k, v in row.items() if k not in TIMING} for row in read_summary(run / "summary.csv")]
+    return timing_removed(read_summary(run / "summary.csv"))
 
 
 @pytest.fixture(scope="module")
@@ -110,32 +98,6 @@ def test_device_data_over_two_processes_equals_one_process(tiny, tmp_path):
     assert_equal_to_one_process(tmp_path / "one", tmp_path / "two")
 
 
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (Linux)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def _rank_pid(launcher_pid: int, rank: int) -> int:
-    """The process of ``rank`` among the workers torchrun started."""
-    for pid in _children(launcher_pid):
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"RANK={rank}".encode() in environ:
-            return pid
-    raise AssertionError(f"no worker of rank {rank} under process {launcher_pid}")
-
-
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the rank's process in /proc (Linux)")
 def test_a_rank_killed_mid_epoch_resumes_bit_identically(tiny, tmp_path):
     """SIGKILL to rank 1 at a random step of 2 epochs; torchrun ends the other rank; the same torchrun command with
@@ -151,7 +113,7 @@ def test_a_rank_killed_mid_epoch_resumes_bit_identically(tiny, tmp_path):
         if " step " in line and ": loss " in line:
             seen += 1
             if seen == kill_at:
-                os.kill(_rank_pid(proc.pid, 1), signal.SIGKILL)
+                os.kill(rank_pid(proc.pid, 1), signal.SIGKILL)
                 break
     rest = proc.stdout.read()
     assert proc.wait(timeout=120) != 0, f"the run ended before step {kill_at}:\n{rest}"
