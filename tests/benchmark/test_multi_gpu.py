@@ -43,16 +43,22 @@ def test_checkpoint_differences(tmp_path):
     assert multi_gpu.checkpoint_differences(a, c)["model.n"] == 1.0
 
 
-def test_reference_and_torchrun_on_the_cpu(tiny, tmp_path):
-    """2 one-process runs and a 2-process torchrun of the tiny set: one record with the per-epoch comparison."""
+def test_reference_torchrun_and_resume_on_the_cpu(tiny, tmp_path):
+    """2 one-process runs and a 2-process torchrun of the tiny set, then the torchrun killed at rank 1 and resumed: one
+    record with the per-epoch comparison and the resumed run's bit-identity."""
     out, runs = tmp_path / "out", tmp_path / "runs"
     argv = ["--device", "cpu", "--models", "rednet26", "--dataset", f"npz:{tiny}", "--epochs", "1", "--parts",
-            "reference", "torchrun", "--output", str(out), "--run-dir", str(runs), "--", "--width", "0.25", "-b", "8",
-            "-j", "0", "--lr", "0.01"]  # fmt: skip
+            "reference", "torchrun", "resume", "--checkpoint-every-steps", "1", "--output", str(out), "--run-dir",
+            str(runs), "--", "--width", "0.25", "-b", "8", "-j", "0", "-p", "1", "--lr", "0.01"]  # fmt: skip
     path = multi_gpu.main(argv)
     data = json.loads(path.read_text())
     assert path == out / "multi_gpu-cpu.json" and (out / "multi_gpu-cpu-log.txt").stat().st_size > 0
-    assert set(data["runs"]) == {"rednet26-one", "rednet26-one-seed+1", "rednet26-torchrun"}
+    assert set(data["runs"]) == {"rednet26-one", "rednet26-one-seed+1", "rednet26-torchrun", "rednet26-torchrun-killed",
+                                 "rednet26-torchrun-killed-resumed"}  # fmt: skip
+    assert data["runs"].pop("rednet26-torchrun-killed")["returncode"] != 0
+    resume = data["resume"]
+    assert resume["killed_at"] == {"epoch": 1, "step": 3} and resume["resumed_from_step"] >= 2
+    assert resume["killed_vs_uninterrupted"]["identical"] and resume["killed_epochs_equal"]
     assert all(r["returncode"] == 0 for r in data["runs"].values())
     assert "--nproc_per_node=2" in data["runs"]["rednet26-torchrun"]["command"]
     assert [(r["run"], r["metric"]) for r in data["rows"]] == [("torchrun", m) for m in multi_gpu.METRICS]
