@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,8 @@ def parser() -> argparse.ArgumentParser:
                     help="'synthetic' (random batches on the device) or 'npz:PATH' (DeviceLoader of the training "
                          "split)")  # fmt: skip
     ap.add_argument("--num-classes", type=int, default=1000, metavar="N", help="classes of the synthetic data")
+    ap.add_argument("--timeout", type=float, default=None, metavar="S",
+                    help="end a launch (one GPU count) that runs over S seconds; the others are kept")  # fmt: skip
     ap.add_argument("--worker-out", type=Path, default=None, help=argparse.SUPPRESS)  # set by the launch itself
     return ap
 
@@ -205,12 +208,22 @@ def with_efficiency(rows: list[dict]) -> list[dict]:
 
 
 def launch_count(argv: list[str], n: int, device: str, timeout: float | None = None) -> list[dict]:
-    """The rows of one ``torchrun --nproc_per_node=n`` of this script with ``argv``."""
+    """The rows of one ``torchrun --nproc_per_node=n`` of this script with ``argv``; past ``timeout`` seconds the
+    launch and its workers are ended (:class:`subprocess.TimeoutExpired`)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rows.json"
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m",
                    "benchmarks.distributed_scaling", *argv, "--gpus", str(n), "--worker-out", str(out)]  # fmt: skip
-        subprocess.run(command, check=True, env=launch_env(device), timeout=timeout)
+        # a session of its own, so that a timeout ends the workers too, not torchrun alone
+        proc = subprocess.Popen(command, env=launch_env(device), start_new_session=True)
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+        if code != 0:
+            raise subprocess.CalledProcessError(code, command)
         return json.loads(out.read_text())
 
 
@@ -220,16 +233,23 @@ def main(argv: list[str] | None = None) -> Path | None:
         worker(args)
         return None
     # the workers see the same measurement flags; the driver alone writes the record
-    passed = _without(sys.argv[1:] if argv is None else argv, "--gpus", "--output", "--name")
-    rows = []
+    passed = _without(sys.argv[1:] if argv is None else argv, "--gpus", "--output", "--name", "--timeout")
+    rows, failed = [], {}
     for n in gpu_counts(args):
-        rows += launch_count(passed, n, args.device)
+        try:
+            rows += launch_count(passed, n, args.device, args.timeout)
+        except subprocess.SubprocessError as e:  # keep what the other counts measured
+            failed[n] = str(e)
+            print(f"{n}: {e}", file=sys.stderr, flush=True)
+            continue
         done = ", ".join(f"{r['model']} {r['img_per_s']:.0f} img/s" for r in rows if r["gpus"] == n)
         print(f"{n} {'GPU(s)' if args.device == 'cuda' else 'process(es)'}: {done}", flush=True)
     rows = with_efficiency(rows)
-    print(record.markdown_table(list(rows[0]), [list(r.values()) for r in rows]))
+    if rows:
+        print(record.markdown_table(list(rows[0]), [list(r.values()) for r in rows]))
     env = {k: os.environ.get(k, v) for k, v in NO_MULTICAST.items()}
-    return record.write(args, args.device, rows, gpus_present=torch.cuda.device_count(), multicast_env=env)
+    return record.write(args, args.device, rows, gpus_present=torch.cuda.device_count(), multicast_env=env,
+                        failed=failed)  # fmt: skip
 
 
 def _without(argv: list[str], *names: str) -> list[str]:

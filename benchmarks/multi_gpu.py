@@ -201,8 +201,19 @@ class Study:
         if gpu is not None and self.args.device == "cuda":
             env["CUDA_VISIBLE_DEVICES"] = str(gpu)
         self.runs[name] = dict(command=shlex.join(["python", *argv[1:]]))
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # a session of its own: a run past the deadline is ended with all its processes
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)  # fmt: skip
         return proc, time.perf_counter()
+
+    def wait(self, proc: subprocess.Popen) -> str:
+        """The output of ``proc`` to its end, or to the deadline (then it is killed, with its workers)."""
+        left = self.args.deadline - (time.perf_counter() - self.started)
+        try:
+            return proc.communicate(timeout=max(left, 30))[0]
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            return proc.communicate()[0] + "\n(killed at the deadline)"
 
     def finish(self, name: str, proc: subprocess.Popen, began: float, output: str) -> bool:
         """Record how run ``name`` ended; whether it succeeded."""
@@ -220,8 +231,7 @@ class Study:
         """Runs side by side, each on its own GPU (``jobs``: (name, argv))."""
         started = [(name, *self.start(name, argv, gpu)) for gpu, (name, argv) in enumerate(jobs)]
         for name, proc, began in started:
-            output, _ = proc.communicate()
-            self.finish(name, proc, began, output)
+            self.finish(name, proc, began, self.wait(proc))
 
     def killed_and_resumed(self, name: str, argv: list[str]) -> dict:
         """Run ``argv`` (a torchrun), SIGKILL its rank 1 at the first log line past the middle of the last epoch,
@@ -234,14 +244,12 @@ class Study:
             if m and killed_at is None and int(m[1]) == int(m[2]) and 2 * int(m[3]) >= int(m[4]):
                 os.kill(rank_pid(proc.pid, 1), signal.SIGKILL)
                 killed_at = dict(epoch=int(m[1]), step=int(m[3]))
-        proc.wait()
-        self.finish(name, proc, began, "".join(lines))
+        self.finish(name, proc, began, "".join(lines) + self.wait(proc))
         checkpoint = self.args.run_dir / name / "checkpoint.pth"
         resumed_from = torch.load(checkpoint, map_location="cpu", weights_only=True)["global_step"]
         resume = [*argv, "--resume", str(checkpoint)]
         proc, began = self.start(name + "-resumed", resume)
-        output, _ = proc.communicate()
-        self.finish(name + "-resumed", proc, began, output)
+        self.finish(name + "-resumed", proc, began, self.wait(proc))
         return dict(
             killed_at=killed_at, killed_returncode=self.runs[name]["returncode"], resumed_from_step=resumed_from
         )
@@ -324,8 +332,10 @@ def main(argv: list[str] | None = None) -> Path:
             if not study.fits(2):
                 study.skipped.append("scaling")
                 continue
+            left = args.deadline - (time.perf_counter() - study.started)
             scaling = [*shlex.split(args.scaling_flags), "--device", args.device, "--gpus", "1", str(study.gpus),
-                       "--output", str(args.output), *(["--name", args.name] if args.name else [])]  # fmt: skip
+                       "--output", str(args.output), "--timeout", f"{left / 2:.0f}",
+                       *(["--name", args.name] if args.name else [])]  # fmt: skip
             began = time.perf_counter()
             facts["scaling"] = dict(record=distributed_scaling.main(scaling).name,
                                     wall_seconds=round(time.perf_counter() - began, 1))  # fmt: skip

@@ -40,3 +40,9 @@ def test_one_and_two_processes_on_the_cpu(data, tiny, tmp_path):
     assert all((r["input_ms"] is None) == (data == "synthetic") for r in rows)
     assert record["command"].startswith("python -m benchmarks.distributed_scaling --device cpu")
     assert record["multicast_env"]["NCCL_NVLS_ENABLE"] == "0"
+
+
+def test_a_launch_past_its_timeout_is_ended_and_recorded(tmp_path):
+    argv = ["--device", "cpu", "--models", "rednet26", "--gpus", "1", "--timeout", "0.5", "--output", str(tmp_path)]
+    record = json.loads(distributed_scaling.main(argv).read_text())
+    assert record["rows"] == [] and "timed out" in record["failed"]["1"]
