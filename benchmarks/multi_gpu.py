@@ -28,7 +28,9 @@ it: at most as far as a run of another seed. One pair of seeds is one sample of 
 and the floors guard epochs whose two seeds agree by chance (top-1: 0.5 points, the binomial standard error of an
 accuracy near 50% on 10,000 images). Results: ``<output>/multi_gpu[-NAME]-<device>.json`` (written after every
 part, so that a call cut short keeps what it finished), the scaling's record beside it, and every run's output in
-``<output>/multi_gpu-log.txt``. NVLink multicast stays off (``distributed_scaling.NO_MULTICAST``).
+``<output>/multi_gpu[-NAME]-<device>-log.txt``. NVLink multicast stays off (``distributed_scaling.NO_MULTICAST``).
+The training runs use one tile shape a kernel (``ADAPTCONV_AUTOTUNE=0`` unless set): their speed is not what they
+measure, and tuning each new shape would take minutes of the call; the scaling part tunes as a user's run does.
 """
 
 from __future__ import annotations
@@ -171,7 +173,8 @@ class Study:
         self.log = Path(args.output) / f"{record.path(args, args.device).stem}-log.txt"
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self.log.write_text("")
-        self.env = distributed_scaling.launch_env(args.device)
+        # the training runs' speed is not measured: one tile shape a kernel, not minutes of tuning at new shapes
+        self.env = {"ADAPTCONV_AUTOTUNE": "0", **distributed_scaling.launch_env(args.device)}
 
     def argv(self, launcher: str, model: str, name: str, seed: int, *extra: str) -> list[str]:
         """The command line of one run: ``one`` (one GPU or one process), ``torchrun`` or ``spawn``."""
