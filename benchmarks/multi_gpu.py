@@ -18,7 +18,7 @@ total of a node, so N GPUs take 1/N each). Parts, in this order (``--parts`` pic
   uninterrupted run's: bit-identical, or the largest relative difference, beside that of the same uninterrupted run
   repeated (run only then: is the N-GPU path deterministic at all?).
 - ``scaling``: ``benchmarks.distributed_scaling`` with ``--scaling-flags`` (default RedNet-50 and SCNet-50 at batch
-  128 per GPU on 1 and N GPUs).
+  128 per GPU on 1, 2, 4, ... GPUs up to all of them; 1 and N with ``--gpus N``).
 
 Equivalence (:func:`compare`): per epoch, for the training loss, the validation loss and top-1, the N-GPU run must lie
 within ``max(FACTOR x |noise - reference|, FLOOR)`` of the reference. With the same seed the N-GPU run starts from
@@ -336,7 +336,8 @@ def main(argv: list[str] | None = None) -> Path:
                 study.skipped.append("scaling")
                 continue
             left = args.deadline - (time.perf_counter() - study.started)
-            scaling = [*shlex.split(args.scaling_flags), "--device", args.device, "--gpus", "1", str(study.gpus),
+            counts = ["--gpus", "1", str(study.gpus)] if args.gpus else []  # default: 1, 2, 4, ... all GPUs
+            scaling = [*shlex.split(args.scaling_flags), "--device", args.device, *counts,
                        "--output", str(args.output), "--timeout", f"{left / 2:.0f}",
                        *(["--name", args.name] if args.name else [])]  # fmt: skip
             began = time.perf_counter()
