@@ -2,7 +2,7 @@
 (NCCL DDP), per-epoch equivalence with a one-GPU run, a rank killed mid-epoch and resumed, and the scaling.
 
     python -m benchmarks.multi_gpu --dataset npz:.carry/cifar10/cifar10_jpeg_q75.npz --output DIR \\
-        [--models rednet26 scnet50] [--epochs 2] [--deadline 540] [--parts ...] [-- more train flags]
+        [--models rednet26 scnet50] [--epochs 2] [--deadline 520] [--parts ...] [-- more train flags]
 
 Every run is ``adaptconv train --recipe cifar --epochs E --seed S`` with the recipe's global batch (``-b`` is the
 total of a node, so N GPUs take 1/N each). Parts, in this order (``--parts`` picks some):
@@ -70,7 +70,7 @@ def parser() -> argparse.ArgumentParser:
                     help="GPUs of the multi-GPU runs (default: all; 2 processes on the CPU)")  # fmt: skip
     ap.add_argument("--checkpoint-every-steps", type=int, default=25, metavar="K")
     ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
-    ap.add_argument("--deadline", type=float, default=540, metavar="S",
+    ap.add_argument("--deadline", type=float, default=520, metavar="S",
                     help="start no run expected to end after S seconds (expected: the longest run so far)")  # fmt: skip
     ap.add_argument("--scaling-flags", default="--models rednet50 scnet50 --batch-size 128 --repeats 20 --warmup 5",
                     help="flags of benchmarks.distributed_scaling (--device, --gpus, --output: set here)")  # fmt: skip
@@ -302,7 +302,10 @@ def main(argv: list[str] | None = None) -> Path:
 
     def write() -> Path:
         rows = equivalence(study, args.models)
-        facts.update(equivalent=bool(rows) and all(r["ok"] for r in rows), runs=study.runs, skipped=study.skipped)
+        # the training command's own speed, last epoch (the first one compiles and fills caches)
+        speed = {name: run["epochs"][-1]["img_per_s"] for name, run in study.runs.items() if run.get("epochs")}
+        facts.update(equivalent=bool(rows) and all(r["ok"] for r in rows), train_img_per_s=speed, runs=study.runs,
+                     skipped=study.skipped)  # fmt: skip
         return record.write(args, args.device, rows, **facts)
 
     for part in args.parts:

@@ -63,4 +63,5 @@ def test_reference_torchrun_and_resume_on_the_cpu(tiny, tmp_path):
     assert "--nproc_per_node=2" in data["runs"]["rednet26-torchrun"]["command"]
     assert [(r["run"], r["metric"]) for r in data["rows"]] == [("torchrun", m) for m in multi_gpu.METRICS]
     assert data["equivalent"] == all(r["ok"] for r in data["rows"])
+    assert data["train_img_per_s"]["rednet26-torchrun"] > 0
     assert data["tolerance"] == {"factor": multi_gpu.FACTOR, "floors": multi_gpu.FLOORS}
