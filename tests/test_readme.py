@@ -102,3 +102,18 @@ def test_cpu_only_install_is_shown():
 def test_pretrained_is_described_once_for_every_command():
     assert README.count("`--pretrained [official|PATH|URL]` means the same in `train`, `validate`, `export` and") == 1
     assert "--pretrained PATH|URL|official" not in README
+
+
+def test_multi_gpu_commands_are_train_commands():
+    """The README's torchrun and classic multi-GPU command lines parse as ``adaptconv train`` with the same run."""
+    import shlex
+
+    from adaptconv.cli.main import build_parser
+
+    lines = _block_after("Processes:").splitlines()
+    parsed = [build_parser().parse_args(shlex.split(line.split("adaptconv.cli.main", 1)[-1].split("adaptconv", 1)[-1]))
+              for line in lines]  # fmt: skip
+    assert len(parsed) == 2 and lines[0].startswith("torchrun --standalone --nproc_per_node=")
+    same = ("data", "arch", "recipe", "batch_size", "sync_bn")
+    assert [getattr(parsed[0], k) for k in same] == [getattr(parsed[1], k) for k in same]
+    assert parsed[1].multiprocessing_distributed and parsed[1].dist_url.startswith("tcp://")

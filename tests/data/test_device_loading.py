@@ -215,3 +215,25 @@ def test_evaluation_resize_is_the_evaluation_transform(side, crop_pct):
     expected = torch.stack([transform(image) for image in ds.images])
     assert x.shape == (6, 3, 32, 32)
     torch.testing.assert_close(x, expected, rtol=0, atol=0.02)
+
+
+@pytest.mark.parametrize("augment", [DeviceAugment(translate=2, cutout=3), DeviceAugment(size=6, crop_scale=(0.3, 1))],
+                         ids=["translate", "resized-crop"])  # fmt: skip
+def test_two_ranks_together_build_the_one_process_batch(augment):
+    """Step k of 2 ranks with batch 4 each holds exactly the 8 augmented images (and labels) of step k of one process
+    with batch 8: the same samples, each augmented by its own seed wherever it lands (epoch 1, from step 1 on)."""
+    ds = dataset(n=40)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.2, 0.25)
+    one = DeviceLoader(ds, "cpu", 8, mean, std, augment, seed=5)
+    ranks = [DeviceLoader(ds, "cpu", 4, mean, std, augment, seed=5, num_replicas=2, rank=r) for r in range(2)]
+    for loader in (one, *ranks):
+        loader.set_epoch(1)
+    one.set_start(8)
+    for r in ranks:
+        r.set_start(4)
+    steps = list(one)
+    assert len(ranks[0]) == len(ranks[1]) == len(steps) == 4  # 5 steps of 8, the first one done
+    for (x, y, _), (x0, y0, _), (x1, y1, _) in zip(steps, *ranks, strict=True):
+        # rank r holds the one process's samples r, r + 2, ... of the step (torch's DistributedSampler)
+        torch.testing.assert_close(torch.stack([x0, x1], 1).flatten(0, 1), x, rtol=0, atol=0)
+        assert torch.stack([y0, y1], 1).flatten().tolist() == y.tolist()

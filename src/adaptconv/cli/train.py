@@ -73,6 +73,9 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dist-backend", default=None, help="distributed backend (default: nccl on GPUs, gloo on CPU)")
     p.add_argument("--multiprocessing-distributed", action="store_true",
                    help="launch one process per GPU of this node (world size = GPUs x nodes)")  # fmt: skip
+    p.add_argument("--nproc-per-node", type=int, default=None, metavar="N",
+                   help="with --multiprocessing-distributed: processes of this node (default: one per GPU, 1 on "
+                        "the CPU; any number of CPU processes, e.g. to try the distributed path)")  # fmt: skip
 
 
 def train_arguments(p: argparse.ArgumentParser) -> None:

@@ -47,6 +47,7 @@ class TrainConfig:
     seed: int | None = None
     gpu: int | None = None
     multiprocessing_distributed: bool = False
+    nproc_per_node: int | None = None  # --multiprocessing-distributed: processes of this node (None: one a GPU)
     cpu: bool = False
     amp: str | None = None  # 'bf16' | 'fp16'
     channels_last: bool | None = None

@@ -69,6 +69,17 @@ def _check_gpu(gpu: int | None) -> None:
         raise ConfigError(f"--gpu {gpu}: this machine has GPUs 0..{torch.cuda.device_count() - 1}")
 
 
+def _processes_per_node(asked: int | None, cuda: bool) -> int:
+    """``--multiprocessing-distributed``'s processes on this node: one a GPU (1 on the CPU), or ``asked``."""
+    if asked is None:
+        return torch.cuda.device_count() if cuda else 1
+    if asked < 1:
+        raise ConfigError(f"--nproc-per-node must be at least 1, got {asked}")
+    if cuda and asked > torch.cuda.device_count():
+        raise ConfigError(f"--nproc-per-node {asked}: one process a GPU, and this node has {torch.cuda.device_count()}")
+    return asked
+
+
 def _init(backend: str | None, url: str, world_size: int, rank: int, cuda: bool) -> None:
     dist.init_process_group(backend or ("nccl" if cuda else "gloo"), init_method=url, world_size=world_size, rank=rank)
 
@@ -88,8 +99,9 @@ def launch(fn: Callable, opts, *args) -> None:
     ``rank``, ``dist_url``, ``dist_backend``, ``gpu``, ``multiprocessing_distributed``; ``cpu`` to stay off GPUs).
 
     - ``torchrun``: ``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` in the environment, ``dist_url='env://'``.
-    - ``multiprocessing_distributed``: one process per GPU of this node (one process on a CPU-only node);
-      ``world_size`` counts nodes and ``rank`` is this node's rank, as in the classic script.
+    - ``multiprocessing_distributed``: one process per GPU of this node (one process on a CPU-only node), or
+      ``nproc_per_node`` processes; ``world_size`` counts nodes and ``rank`` is this node's rank, as in the classic
+      script.
     - otherwise one process on ``gpu`` (or the first GPU, or the CPU).
     """
     world_size, rank, dist_url, dist_backend, gpu = (opts.world_size, opts.rank, opts.dist_url, opts.dist_backend,
@@ -99,7 +111,7 @@ def launch(fn: Callable, opts, *args) -> None:
     if dist_url == "env://" and world_size == -1 and "WORLD_SIZE" in os.environ:
         world_size = int(os.environ["WORLD_SIZE"])
     if opts.multiprocessing_distributed:
-        nprocs = torch.cuda.device_count() if cuda else 1
+        nprocs = _processes_per_node(getattr(opts, "nproc_per_node", None), cuda)
         nodes = max(world_size, 1)
         node_rank = max(rank, 0)
         if dist_url == "env://":

@@ -21,7 +21,7 @@ SAFE_TO_CHANGE = ("epochs", "print_freq", "workers", "log", "checkpoint_every_st
 
 #: settings that describe this launch (where and how it runs), not the run: never taken from the checkpoint
 _LAUNCH = ("resume", "evaluate", "output", "checkpoint", "world_size", "rank", "dist_url", "dist_backend", "gpu",
-           "multiprocessing_distributed", "cpu")  # fmt: skip
+           "multiprocessing_distributed", "nproc_per_node", "cpu")  # fmt: skip
 
 #: settings that only choose the starting point of a new run
 _START = ("pretrained", "start_epoch")
