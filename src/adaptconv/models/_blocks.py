@@ -94,5 +94,8 @@ class ResidualBottleneck(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         warn_if_batch_norm_degenerates(x, self.training and self.batch_norm)
         shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.drop_block(self.bn3(self.conv3(self.branch(x))))
-        return self.act(self.drop_path(out) + shortcut)
+        out = self.drop_path(self.drop_block(self.bn3(self.conv3(self.branch(x)))))
+        if torch.is_grad_enabled():
+            return self.act(out + shortcut)
+        # inference: the sum in place (out is a new tensor), no temporary the size of the block's output
+        return self.act(out.add_(shortcut))

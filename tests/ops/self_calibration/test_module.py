@@ -137,12 +137,13 @@ def test_ablation_choices_are_checked():
 @pytest.mark.parametrize("size, pooled", [((56, 56), (14, 14)), ((14, 14), (3, 3)), ((7, 9), (1, 2)), ((12, 6), (4, 3)),
                                           ((5, 8), (1, 1)), ((16, 16), (2, 4))])  # fmt: skip
 @pytest.mark.parametrize("target", ["x", "slice", "new"])
-def test_add_upsampled_is_x_plus_nearest_upsampling(size, pooled, target):
+@pytest.mark.parametrize("batch", [1, 2])  # a channel slice of a batch of one is contiguous: the CPU's own path
+def test_add_upsampled_is_x_plus_nearest_upsampling(size, pooled, target, batch):
     from adaptconv.ops.self_calibration.reference import add_upsampled
 
-    whole = torch.randn(2, 6, *size, dtype=torch.float64)
+    whole = torch.randn(batch, 6, *size, dtype=torch.float64)
     x = whole[:, 3:]  # a channel slice, as SCNet's block gives it
-    y = torch.randn(2, 3, *pooled, dtype=torch.float64)
+    y = torch.randn(batch, 3, *pooled, dtype=torch.float64)
     expected = x + F.interpolate(y, size=size, mode="nearest")
     out = {"x": x, "slice": whole[:, :3], "new": torch.empty_like(x)}[target]
     assert add_upsampled(x, y, out) is out

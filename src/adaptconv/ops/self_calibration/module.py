@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ...layers import LayerType
 from ..common import check_feature_map, check_positive_int
+from .cpu import CalibrationConv2d
 from .op import calibrate, calibration_pool
 from .reference import add_upsampled
 
@@ -81,7 +82,7 @@ def _conv3x3_bn(
     groups: int,
     norm_layer: LayerType,
 ) -> list[nn.Module]:
-    conv = nn.Conv2d(in_channels, out_channels, 3, stride, padding, dilation, groups=groups, bias=False)
+    conv = CalibrationConv2d(in_channels, out_channels, 3, stride, padding, dilation, groups=groups, bias=False)
     return [conv, norm_layer(out_channels)]
 
 

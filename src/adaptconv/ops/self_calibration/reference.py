@@ -6,6 +6,8 @@ not take (NCHW tensors, float64, small maps).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -30,6 +32,13 @@ def nearest_source_index(out_size: int, in_size: int, device: torch.device | str
     return src.to(device)
 
 
+@functools.lru_cache(maxsize=64)
+def _cpu_source_index(out_size: int, in_size: int) -> Tensor:
+    """``nearest_source_index`` on the CPU, computed once per size pair (a normal tensor even under inference mode)."""
+    with torch.inference_mode(False):
+        return nearest_source_index(out_size, in_size)
+
+
 def _repeats(out_size: int, in_size: int) -> int:
     """How many times nearest up-sampling from ``in_size`` to ``out_size`` repeats each source pixel, where it repeats
     every one the same number of times with ATen's float32 index (one source pixel, or a power-of-two ratio: then
@@ -42,10 +51,23 @@ def _repeats(out_size: int, in_size: int) -> int:
 
 def add_upsampled(x: Tensor, y: Tensor, out: Tensor) -> Tensor:
     """``x + Up(y)`` (nearest, to x's size) written into ``out`` (which may be x): where each of y's pixels covers a
-    whole block of x's, y is broadcast over the blocks instead of up-sampled into a temporary map."""
+    whole block of x's, y is broadcast over the blocks instead of up-sampled into a temporary map (on a CPU, over
+    blocks of rows)."""
     h, w = x.shape[-2], x.shape[-1]
     hy, wy = y.shape[-2], y.shape[-1]
     rh, rw = _repeats(h, hy), _repeats(w, wy)
+    if not torch.jit.is_scripting() and x.device.type == "cpu" and x.is_contiguous() and out.is_contiguous():
+        # On a CPU (2 cores, SCNet-50 at batch 1) these were 2-3x faster than the broadcast below and than
+        # F.interpolate, which copies its input and output there: y's rows widened once (a map 1/rh of x's size) and
+        # broadcast over each block of rh rows, so that the add's inner loop runs along whole rows; where the blocks
+        # are uneven, the up-sampled map gathered by ATen's source indices.
+        n, c = x.shape[0], x.shape[1]
+        if rh and rw:
+            rows = y.unsqueeze(-1).expand(n, c, hy, wy, rw).reshape(n, c, hy, 1, w)
+            torch.add(x.view(n, c, hy, rh, w), rows, out=out.view(n, c, hy, rh, w))
+            return out
+        up = y.index_select(3, _cpu_source_index(w, wy)).index_select(2, _cpu_source_index(h, hy))
+        return torch.add(x, up, out=out)
     if rh and rw:
         blocks = [x.shape[0], x.shape[1], hy, rh, wy, rw]
         y6 = y.unsqueeze(3).unsqueeze(5)
