@@ -105,6 +105,13 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: what the from-scratch recipes (cifar, imagenette) share: Nesterov SGD with a linear warm-up from 0 over the first
+#: 20% of the epochs then linear to 0, weight decay 5e-4, bf16, channels_last, the data on the device
+_TRIANGULAR_SGD: dict[str, Any] = dict(
+    momentum=0.9, nesterov=True, schedule="linear", warmup_fraction=0.2, warmup_factor=0.0, weight_decay=5e-4,
+    amp="bf16", channels_last=True, device_data=True, workers=0,
+)  # fmt: skip
+
 RECIPES: dict[str, dict[str, Any]] = {
     # SCNet paper (Liu et al., CVPR 2020, Sec. 4.1): SGD, lr 0.1 for batch 256, /10 every 30 epochs, 100 epochs,
     # label smoothing 0.1.
@@ -147,19 +154,10 @@ RECIPES: dict[str, dict[str, Any]] = {
         batch_size=512,
         lr=0.2,
         lr_reference_batch=512,
-        momentum=0.9,
-        nesterov=True,
-        schedule="linear",
-        warmup_fraction=0.2,
-        warmup_factor=0.0,
-        weight_decay=5e-4,
         label_smoothing=0.0,
-        amp="bf16",
-        channels_last=True,
-        device_data=True,
         translate=4,
         cutout=12,
-        workers=0,
+        **_TRIANGULAR_SGD,
     ),  # fmt: skip
     # Imagenette (10 ImageNet classes, stored at 96 px) from scratch at 128 px: ResNet-50 with the ImageNet stem,
     # 20 epochs, the cifar recipe's optimiser and triangular schedule (Nesterov SGD, peak lr 0.4 for batch 256 after
@@ -174,20 +172,11 @@ RECIPES: dict[str, dict[str, Any]] = {
         batch_size=256,
         lr=0.4,
         lr_reference_batch=256,
-        momentum=0.9,
-        nesterov=True,
-        schedule="linear",
-        warmup_fraction=0.2,
-        warmup_factor=0.0,
-        weight_decay=5e-4,
         label_smoothing=0.1,
-        amp="bf16",
-        channels_last=True,
-        device_data=True,
         crop_scale=(0.35, 1.0),
         crop_pct=1.0,
         cutout=0,
-        workers=0,
+        **_TRIANGULAR_SGD,
     ),  # fmt: skip
     # The embedded default: RedNet-26 at half width on the 28x28 Fashion-MNIST subset, chosen to reach >= 80%
     # top-1 within 3 minutes on 2 CPU cores (README, "The default run"; benchmarks/default_run.py measures it).
