@@ -53,38 +53,8 @@ torch.fx.wrap("_same_layout")
 
 
 class _SCBlock(ResidualBottleneck):
-    """What both forms of the SC bottleneck share: timm's block options, the half width, K2/K3's settings, the avd
-    pool and ``finish``."""
-
-    def setup(self, planes: int, stride: int, cardinality: int, base_width: int, reduce_first: int,
-              aa_layer, attn_layer, avd: bool) -> tuple[int, int]:  # fmt: skip
-        """Check the options; the width of each half and the stride of the 3x3 stage."""
-        check_block_options(type(self).__name__, cardinality, reduce_first, aa_layer, attn_layer)
-        self.avd = avd and stride > 1
-        return int(planes * base_width / 64), 1 if self.avd else stride
-
-    def avd_pool(self, stride: int) -> nn.Module:
-        return nn.AvgPool2d(3, stride, padding=1) if self.avd else nn.Identity()
-
-
-class SCBottleneck(_SCBlock):
-    """SCNet bottleneck: two 1x1 convs to width/2 each; a 3x3 conv on one half and a self-calibrated conv on the
-    other; concatenation; 1x1 conv to ``planes * 4``; residual (in merged layers, with the official state_dict).
-
-    The official block's layers are ``conv1_a``, ``conv1_b`` (same input), a 3x3 conv K1 on the first half and a
-    self-calibrated conv K4(K3(b) * gate(b)) on the second. Here ``conv1``/``bn1`` are the two 1x1 convs and their
-    norms as one layer, and ``conv2``/``bn2`` are K1 and K4 as one grouped 3x3 conv (groups 2: K1 on the first half,
-    K4 on the calibrated second half; they carry the same stride in every block) and one norm, whose output is
-    conv3's input: no concatenation after it. ``scconv`` holds K2, K3 and the gate (``SelfCalibration``). In
-    inference (no autograd) the calibrated half is written over the second half of conv1's output, so conv2 reads
-    one buffer; in training it is concatenated to the first half. The state_dict keeps the official names and shapes
-    (``merged_layers.keep_separate_keys``), so official checkpoints load and save unchanged.
-
-    width = planes * base_width / 64 (base_width 32 in SCNet, so each half has planes / 2 channels).
-    With ``avd`` and a stride, the 3x3 stage runs at stride 1 and a 3x3 average pool (stride 2) follows it.
-    ``pooling_r``, ``pooling``, ``upsampling``, ``gate_identity`` and ``fused_calibration`` are the calibration's
-    (``SelfCalibration``; the last is its ``fused``). ``norm_layer`` must normalise each channel on its own.
-    """
+    """What both forms of the SC bottleneck share: timm's block signature and options, the half width, the stride of
+    the 3x3 stage, the avd pool and ``finish``; a form adds its layers in :meth:`layers`."""
 
     def __init__(
         self,
@@ -113,22 +83,55 @@ class SCBottleneck(_SCBlock):
         dtype=None,
     ) -> None:
         super().__init__()
-        half, inner_stride = self.setup(planes, stride, cardinality, base_width, reduce_first, aa_layer, attn_layer,
-                                        avd)  # fmt: skip
+        check_block_options(type(self).__name__, cardinality, reduce_first, aa_layer, attn_layer)
+        self.avd = avd and stride > 1
+        half = int(planes * base_width / 64)
+        calibration = dict(pooling_r=pooling_r, norm_layer=norm_layer, fused=fused_calibration, pooling=pooling,
+                           upsampling=upsampling, gate_identity=gate_identity)  # fmt: skip
+        self.layers(inplanes, half, 1 if self.avd else stride, first_dilation or dilation, norm_layer, calibration)
+        self.avd_layer = nn.AvgPool2d(3, stride, padding=1) if self.avd else nn.Identity()
+        self.finish(half * 2, planes, downsample, norm_layer, act_layer, drop_block, drop_path, device, dtype)
+
+    def layers(self, inplanes: int, half: int, stride: int, dilation: int, norm_layer: LayerType,
+               calibration: dict) -> None:  # fmt: skip
+        """Add the layers from the block's input to the 3x3 stage's output (``half`` channels a half, the 3x3
+        stage at ``stride`` and ``dilation``; ``calibration``: the self-calibration's keyword arguments)."""
+        raise NotImplementedError
+
+
+class SCBottleneck(_SCBlock):
+    """SCNet bottleneck: two 1x1 convs to width/2 each; a 3x3 conv on one half and a self-calibrated conv on the
+    other; concatenation; 1x1 conv to ``planes * 4``; residual (in merged layers, with the official state_dict).
+
+    The official block's layers are ``conv1_a``, ``conv1_b`` (same input), a 3x3 conv K1 on the first half and a
+    self-calibrated conv K4(K3(b) * gate(b)) on the second. Here ``conv1``/``bn1`` are the two 1x1 convs and their
+    norms as one layer, and ``conv2``/``bn2`` are K1 and K4 as one grouped 3x3 conv (groups 2: K1 on the first half,
+    K4 on the calibrated second half; they carry the same stride in every block) and one norm, whose output is
+    conv3's input: no concatenation after it. ``scconv`` holds K2, K3 and the gate (``SelfCalibration``). In
+    inference (no autograd) the calibrated half is written over the second half of conv1's output, so conv2 reads
+    one buffer; in training it is concatenated to the first half. The state_dict keeps the official names and shapes
+    (``merged_layers.keep_separate_keys``), so official checkpoints load and save unchanged.
+
+    width = planes * base_width / 64 (base_width 32 in SCNet, so each half has planes / 2 channels).
+    With ``avd`` and a stride, the 3x3 stage runs at stride 1 and a 3x3 average pool (stride 2) follows it.
+    ``pooling_r``, ``pooling``, ``upsampling``, ``gate_identity`` and ``fused_calibration`` are the calibration's
+    (``SelfCalibration``; the last is its ``fused``). ``norm_layer`` must normalise each channel on its own.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        keep_separate_keys(self, OFFICIAL_PARTS, OFFICIAL_ORDER)
+
+    def layers(self, inplanes: int, half: int, stride: int, dilation: int, norm_layer: LayerType,
+               calibration: dict) -> None:  # fmt: skip
         _check_norm(norm_layer)
-        d = first_dilation or dilation
+        d = dilation
         self.half = half
         self.conv1 = nn.Conv2d(inplanes, 2 * half, 1, bias=False)
         self.bn1 = norm_layer(2 * half)
-        self.scconv = SelfCalibration(
-            half, padding=d, dilation=d, pooling_r=pooling_r, norm_layer=norm_layer, fused=fused_calibration,
-            pooling=pooling, upsampling=upsampling, gate_identity=gate_identity,
-        )  # fmt: skip
-        self.conv2 = nn.Conv2d(2 * half, 2 * half, 3, inner_stride, d, d, groups=2, bias=False)
+        self.scconv = SelfCalibration(half, padding=d, dilation=d, **calibration)
+        self.conv2 = nn.Conv2d(2 * half, 2 * half, 3, stride, d, d, groups=2, bias=False)
         self.bn2 = norm_layer(2 * half)
-        self.avd_layer = self.avd_pool(stride)
-        self.finish(half * 2, planes, downsample, norm_layer, act_layer, drop_block, drop_path, device, dtype)
-        keep_separate_keys(self, OFFICIAL_PARTS, OFFICIAL_ORDER)
 
     def branch(self, x: Tensor) -> Tensor:
         t = self.act(self.bn1(self.conv1(x)))
@@ -153,47 +156,15 @@ class OfficialSCBottleneck(_SCBlock):
     (``SCNet(official_layers=True)``, ``adaptconv benchmark scnet50+official``). Arguments as ``SCBottleneck``'s.
     """
 
-    def __init__(
-        self,
-        inplanes: int,
-        planes: int,
-        stride: int = 1,
-        downsample: nn.Module | None = None,
-        cardinality: int = 1,
-        base_width: int = 32,
-        reduce_first: int = 1,
-        dilation: int = 1,
-        first_dilation: int | None = None,
-        act_layer: type[nn.Module] = nn.ReLU,
-        norm_layer: type[nn.Module] = nn.BatchNorm2d,
-        attn_layer: type[nn.Module] | None = None,
-        aa_layer: type[nn.Module] | None = None,
-        drop_block: nn.Module | None = None,
-        drop_path: nn.Module | None = None,
-        avd: bool = False,
-        pooling_r: int = 4,
-        fused_calibration: bool = False,
-        pooling: str = "avg",
-        upsampling: str = "nearest",
-        gate_identity: bool = True,
-        device=None,
-        dtype=None,
-    ) -> None:
-        super().__init__()
-        half, inner_stride = self.setup(planes, stride, cardinality, base_width, reduce_first, aa_layer, attn_layer,
-                                        avd)  # fmt: skip
-        d = first_dilation or dilation
+    def layers(self, inplanes: int, half: int, stride: int, dilation: int, norm_layer: LayerType,
+               calibration: dict) -> None:  # fmt: skip
+        d = dilation
         self.conv1_a = nn.Conv2d(inplanes, half, 1, bias=False)
         self.bn1_a = norm_layer(half)
         self.conv1_b = nn.Conv2d(inplanes, half, 1, bias=False)
         self.bn1_b = norm_layer(half)
-        self.k1 = nn.Sequential(nn.Conv2d(half, half, 3, inner_stride, d, d, bias=False), norm_layer(half))
-        self.scconv = SelfCalibratedConv2d(
-            half, stride=inner_stride, padding=d, dilation=d, pooling_r=pooling_r, norm_layer=norm_layer,
-            fused=fused_calibration, pooling=pooling, upsampling=upsampling, gate_identity=gate_identity,
-        )  # fmt: skip
-        self.avd_layer = self.avd_pool(stride)
-        self.finish(half * 2, planes, downsample, norm_layer, act_layer, drop_block, drop_path, device, dtype)
+        self.k1 = nn.Sequential(nn.Conv2d(half, half, 3, stride, d, d, bias=False), norm_layer(half))
+        self.scconv = SelfCalibratedConv2d(half, stride=stride, padding=d, dilation=d, **calibration)
 
     def branch(self, x: Tensor) -> Tensor:
         a = self.act(self.bn1_a(self.conv1_a(x)))
@@ -209,8 +180,8 @@ class SCNet(ResNet):
     ``official_layers=True`` builds the official code's layers one by one (``OfficialSCBottleneck``) instead of
     ``SCBottleneck``'s merged ones: same function and state_dict, slower; the reference for tests and benchmarks.
     ``fused_calibration=True`` computes every calibration gate in training with the fused op
-    (``SelfCalibration(fused=True)``) instead of the official code's separate ops, the default: on an H200 the eager
-    step of the merged block was faster with the official ops (training 1963 against 1602 img/s, inference 11331
+    (``SelfCalibration(fused=True)``); the default, False, uses the official code's separate ops: on an H200 the eager
+    step of the merged block was faster with them (training 1963 against 1602 img/s, inference 11331
     against 9652; docs/scnet_speed.md). Same function and parameters either way. ``pooling_r``,
     ``calibration_pooling``, ``calibration_upsampling`` and ``calibration_gate_identity`` set every block's
     self-calibrated conv (its ``pooling_r``, ``pooling``, ``upsampling``, ``gate_identity``; defaults: the official
