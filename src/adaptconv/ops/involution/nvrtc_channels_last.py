@@ -228,8 +228,10 @@ def supports(x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: 
     """Whether these kernels take the aggregation of x by weight: switched on (``ADAPTCONV_NVRTC=1``), a CUDA
     device of compute capability 8.0 or newer with NVRTC, x dense channels_last and 16-byte aligned, a compiled
     window and dtype, whole 16-byte vectors of channels in a group, and at most 32 of them a group."""
+    if not _enabled():  # first: this runs on every CUDA call of the op, and the kernels are off by default
+        return False
     spec = specialisation(x.dtype, kernel_size, stride, dilation)
-    if spec is None or not _enabled() or not x.is_cuda or weight.dtype != x.dtype:
+    if spec is None or not x.is_cuda or weight.dtype != x.dtype:
         return False
     if not x.is_contiguous(memory_format=torch.channels_last) or not _aligned(x):
         return False
