@@ -3,8 +3,8 @@
 PyTorch runs a batch-1 convolution (groups 1, a kernel of 3x3 or less) whose input has at most 20480 elements on
 its native im2col kernel rather than oneDNN (``ConvParams::use_mkldnn``). The self-calibration's K2 (on the r-times
 pooled map) and K3 (in a ResNet's last stage) are such convolutions, and there oneDNN, which PyTorch runs for every
-larger input, was faster on a 2-core CPU (docs/scnet_speed.md: K3 of SCNet-50's last stage, 256 channels at 7x7,
-262 against 473 us) except on 1x1 maps (K2 of the last stage: 134 against 41 us). ``CalibrationConv2d`` sends those
+larger input, was faster on a 2-core CPU except on 1x1 maps (docs/scnet_speed.md; the end-to-end effect is measured
+by ``benchmarks/scnet_latency.py``). ``CalibrationConv2d`` sends those
 convolutions to oneDNN (``torch.mkldnn_convolution``, the op PyTorch's own dispatch calls); everything else, and
 every other device, dtype, autograd, ``torch.compile``/``torch.export`` and TorchScript, runs ``nn.Conv2d``'s
 forward. Same parameters, state_dict and function (within float round-off).
