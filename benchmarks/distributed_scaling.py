@@ -207,13 +207,18 @@ def with_efficiency(rows: list[dict]) -> list[dict]:
     return out
 
 
+def torchrun(processes: int) -> list[str]:
+    """The command line that starts ``processes`` processes on this machine with torchrun (a module follows)."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+
+
 def launch_count(argv: list[str], n: int, device: str, timeout: float | None = None) -> list[dict]:
     """The rows of one ``torchrun --nproc_per_node=n`` of this script with ``argv``; past ``timeout`` seconds the
     launch and its workers are ended (:class:`subprocess.TimeoutExpired`)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rows.json"
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m",
-                   "benchmarks.distributed_scaling", *argv, "--gpus", str(n), "--worker-out", str(out)]  # fmt: skip
+        command = [*torchrun(n), "-m", "benchmarks.distributed_scaling", *argv, "--gpus", str(n), "--worker-out",
+                   str(out)]  # fmt: skip
         # a session of its own, so that a timeout ends the workers too, not torchrun alone
         proc = subprocess.Popen(command, env=launch_env(device), start_new_session=True)
         try:

@@ -185,8 +185,7 @@ class Study:
         if a.device == "cpu":
             train.append("--cpu")
         if launcher == "torchrun":
-            return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={self.gpus}",
-                    "-m", "adaptconv.cli.main", *train]  # fmt: skip
+            return [*distributed_scaling.torchrun(self.gpus), "-m", "adaptconv.cli.main", *train]
         if launcher == "spawn":
             train += ["--multiprocessing-distributed", "--world-size", "1", "--rank", "0", "--dist-url",
                       f"tcp://127.0.0.1:{free_port()}"]  # fmt: skip
