@@ -142,8 +142,11 @@ def test_cuda_batches_equal_cpu_batches(aug):
     cpu, cuda = (DeviceLoader(ds, d, 16, (0.5,) * 3, (0.25,) * 3, aug, seed=5) for d in ("cpu", "cuda"))
     for loader in (cpu, cuda):
         loader.set_epoch(1)
+    # The same crops and flips; the bilinear resampling of the random-resized crop (grid_sample) rounds differently
+    # on the two devices (on the H200, 1e-5 at most, 2026-12-04): 1e-4 is under 1% of one grey level (1/255/0.25).
+    tol = 1e-6 if aug.crop_scale is None else 1e-4
     for (a, la, _), (b, lb, _) in zip(cpu, cuda, strict=True):
-        torch.testing.assert_close(b.cpu(), a, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(b.cpu(), a, rtol=0, atol=tol)
         assert torch.equal(la, lb.cpu())
 
 
