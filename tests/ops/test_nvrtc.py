@@ -108,8 +108,8 @@ def test_compile_error_shows_the_log(cache):
 
 def test_missing_nvrtc_warns_once_and_says_how(monkeypatch):
     monkeypatch.setitem(sys.modules, "cuda.bindings", None)  # import cuda.bindings now fails
-    nvrtc.nvrtc_version.cache_clear()
-    nvrtc.warn_unavailable.cache_clear()
+    for cached in (nvrtc.nvrtc_version, nvrtc.available, nvrtc.warn_unavailable):
+        cached.cache_clear()
     try:
         assert not nvrtc.available()
         with pytest.raises(nvrtc.NvrtcUnavailable, match="cuda-bindings"):
@@ -122,5 +122,5 @@ def test_missing_nvrtc_warns_once_and_says_how(monkeypatch):
         message = str(caught[0].message)
         assert "the test op runs its slower fallback" in message and "pip install cuda-bindings" in message
     finally:
-        nvrtc.nvrtc_version.cache_clear()
-        nvrtc.warn_unavailable.cache_clear()
+        for cached in (nvrtc.nvrtc_version, nvrtc.available, nvrtc.warn_unavailable):
+            cached.cache_clear()

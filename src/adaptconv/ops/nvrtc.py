@@ -108,8 +108,10 @@ def nvrtc_version() -> tuple[int, int]:
     return major, minor
 
 
+@functools.cache
 def available() -> bool:
-    """Whether NVRTC can be loaded here (cached after the first call)."""
+    """Whether NVRTC can be loaded here (cached: the launchers ask on every call, and Python does not cache a failed
+    import)."""
     try:
         nvrtc_version()
     except NvrtcUnavailable:

@@ -27,6 +27,15 @@ pytestmark = pytest.mark.skipif(not TRITON_INSTALLED, reason="triton is not inst
 CUDA = "adaptconv.ops.involution.cuda"
 
 TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 1e-2}
+
+
+@pytest.fixture(autouse=True)
+def _triton_kernels_only(monkeypatch):
+    """These tests are the Triton kernels': the CUDA C++ forward, which takes dense channels_last calls by default,
+    is switched off (its tests: test_nvrtc_channels_last.py; the models' GPU tests run the default)."""
+    monkeypatch.setenv("ADAPTCONV_NVRTC", "0")
+
+
 LAYOUTS = ["contiguous", "channels_last", "strided"]
 
 

@@ -29,7 +29,8 @@ H100_SMEM = 227 * 1024
 
 @pytest.fixture(autouse=True)
 def _switched_on(monkeypatch):
-    """The kernels are off by default (slower than Triton so far): these tests switch them on."""
+    """By default only the forward runs here (the gradients are slower than Triton's so far): these tests switch
+    the gradients on too."""
     monkeypatch.setenv(launcher.ENV_SWITCH, "1")
 
 
@@ -158,12 +159,30 @@ def test_cpu_tensors_are_not_taken():
     assert not launcher.supports(x, torch.randn(1, 9, 5, 5), 3, 1, 1, 1)
 
 
+@pytest.mark.parametrize(("value", "forward", "backward"), [(None, True, False), ("forward", True, False),
+                                                             ("1", True, True), ("0", False, False)])  # fmt: skip
+def test_switch_chooses_the_directions(monkeypatch, value, forward, backward):
+    if value is None:
+        monkeypatch.delenv(launcher.ENV_SWITCH)
+    else:
+        monkeypatch.setenv(launcher.ENV_SWITCH, value)
+    assert (launcher.enabled("forward"), launcher.enabled("backward")) == (forward, backward)
+
+
+def test_switch_rejects_other_values(monkeypatch):
+    monkeypatch.setenv(launcher.ENV_SWITCH, "yes")
+    with pytest.raises(ValueError, match="ADAPTCONV_NVRTC='yes' is not a setting: use forward"):
+        launcher.enabled("forward")
+
+
 @pytest.mark.gpu
 @needs_nvrtc
-def test_off_unless_switched_on(monkeypatch):
+def test_switch_decides_which_directions_run_here(monkeypatch):
     x, weight, _ = make_inputs(1, 1, 16, 5, 5, 3, 1, 1, 1, torch.float32)
-    assert launcher.supports(x, weight, 3, 1, 1, 1)
+    assert launcher.supports(x, weight, 3, 1, 1, 1) and launcher.supports(x, weight, 3, 1, 1, 1, "backward")
     monkeypatch.delenv(launcher.ENV_SWITCH)
+    assert launcher.supports(x, weight, 3, 1, 1, 1) and not launcher.supports(x, weight, 3, 1, 1, 1, "backward")
+    monkeypatch.setenv(launcher.ENV_SWITCH, "0")
     assert not launcher.supports(x, weight, 3, 1, 1, 1)
 
 

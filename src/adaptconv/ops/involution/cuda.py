@@ -1,8 +1,8 @@
 """The involution's CUDA implementations: the compiled kernels for the tensors they take, the references otherwise.
 
-- dense channels_last tensors that ``nvrtc_channels_last.supports`` accepts (switched on with ``ADAPTCONV_NVRTC=1``,
-  NVRTC present, a compiled window and dtype): the CUDA C++ kernels of ``aggregation_channels_last.cu``, compiled at
-  first use (off by default: slower than the Triton kernels so far);
+- dense channels_last tensors that ``nvrtc_channels_last.supports`` accepts (NVRTC present, a compiled window and
+  dtype): the CUDA C++ kernels of ``aggregation_channels_last.cu``, compiled at first use; by default the forward
+  only (``ADAPTCONV_NVRTC``: the gradients are faster on the Triton kernels so far);
 - other channels_last tensors (channel axis of unit stride): the pixel-block kernels of ``triton_channels_last.py``;
 - NCHW and every other layout: the spatial-tile kernels of ``triton_nchw.py``;
 - ``adaptconv::involution_fused``'s forward, any layout: ``triton_fused.py``;
@@ -212,7 +212,7 @@ def aggregate_backward(
     """``adaptconv::involution_aggregate_backward`` on CUDA, chosen as in :func:`aggregate`."""
     if not _supported(grad_out, x, weight):
         return involution_aggregate_backward_reference(grad_out, x, weight, kernel_size, stride, padding, dilation)
-    if nvrtc_channels_last.supports(x, weight, kernel_size, stride, padding, dilation):
+    if nvrtc_channels_last.supports(x, weight, kernel_size, stride, padding, dilation, "backward"):
         return nvrtc_channels_last.aggregate_backward(grad_out, x, weight, kernel_size, stride, padding, dilation)
     return aggregate_backward_triton(grad_out, x, weight, kernel_size, stride, padding, dilation)
 

@@ -3,11 +3,12 @@
 =====================================  ===========================  ==============================================
 op                                     CPU                          CUDA (where triton is installed)
 =====================================  ===========================  ==============================================
-``adaptconv::involution_aggregate``    ``cpu.aggregate``            ``cuda.aggregate``: Triton kernels,
-``adaptconv::involution_aggregate_``   ``cpu.aggregate_backward``   ``triton_channels_last`` for channels_last
-``backward``                                                        tensors, ``triton_nchw`` for NCHW and others;
-                                                                    with ``ADAPTCONV_NVRTC=1``, the CUDA C++ of
+``adaptconv::involution_aggregate``    ``cpu.aggregate``            ``cuda.aggregate``: the CUDA C++ of
                                                                     ``nvrtc_channels_last`` for dense channels_last
+``adaptconv::involution_aggregate_``   ``cpu.aggregate_backward``   ``cuda.aggregate_backward``: Triton kernels,
+``backward``                                                        ``triton_channels_last`` for channels_last
+                                                                    tensors, ``triton_nchw`` for NCHW and others
+                                                                    (``ADAPTCONV_NVRTC`` moves either)
 ``adaptconv::involution_fused``        ``reference`` (op default)   ``cuda.fused``: ``triton_fused``
 =====================================  ===========================  ==============================================
 

@@ -62,9 +62,12 @@ STRIDES = (1, 2)
 DILATIONS = (1, 2)
 DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 KERNELS = ("forward", "backward_weight", "backward_input")
-#: set to 1 to send the calls these kernels take to them. Off by default until they are measured faster than the
-#: Triton kernels (docs/involution_kernel.md, "CUDA C++ kernels compiled by NVRTC").
+#: which calls these kernels take: ``forward`` (the default: the forward here, both gradients on the Triton kernels),
+#: ``1`` (the gradients too) or ``0`` (none). On an H200 the forward was 2-2.6x faster than Triton's at every layer of
+#: RedNet-50, the gradients slower at most (docs/involution_kernel.md, "CUDA C++ kernels compiled by NVRTC").
 ENV_SWITCH = "ADAPTCONV_NVRTC"
+SWITCH_VALUES = {"0": (), "forward": ("forward",), "1": ("forward", "backward")}
+DEFAULT_SWITCH = "forward"
 
 
 @dataclass(frozen=True)
@@ -216,19 +219,33 @@ def plan(kernel: str, spec: Specialisation, n: int, c: int, groups: int, out_hw:
     return Launch(geometry, (col_tiles * slices * row_tiles, n, 1), (tile.threads(spec.vector), 1, 1), tile.smem)
 
 
-def _enabled() -> bool:
-    return os.environ.get(ENV_SWITCH, "0") == "1"
+def enabled(direction: str) -> bool:
+    """Whether ``ADAPTCONV_NVRTC`` sends the aggregation's ``direction`` ('forward' or 'backward') here."""
+    value = os.environ.get(ENV_SWITCH, DEFAULT_SWITCH)
+    if value not in SWITCH_VALUES:
+        raise ValueError(
+            f"{ENV_SWITCH}={value!r} is not a setting: use forward (the default: the CUDA C++ forward, Triton "
+            f"gradients), 1 (CUDA C++ forward and gradients) or 0 (the Triton kernels only)"
+        )
+    return direction in SWITCH_VALUES[value]
+
+
+@functools.cache
+def _capability(device: torch.device) -> tuple[int, int]:
+    return torch.cuda.get_device_capability(device)
 
 
 def _aligned(*tensors: Tensor) -> bool:
     return all(t.data_ptr() % 16 == 0 for t in tensors)
 
 
-def supports(x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> bool:
-    """Whether these kernels take the aggregation of x by weight: switched on (``ADAPTCONV_NVRTC=1``), a CUDA
-    device of compute capability 8.0 or newer with NVRTC, x dense channels_last and 16-byte aligned, a compiled
-    window and dtype, whole 16-byte vectors of channels in a group, and at most 32 of them a group."""
-    if not _enabled():  # first: this runs on every CUDA call of the op, and the kernels are off by default
+def supports(x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: int, dilation: int,
+             direction: str = "forward") -> bool:  # fmt: skip
+    """Whether these kernels take the aggregation's ``direction`` ('forward' or 'backward') of x by weight: switched
+    on for it (:func:`enabled`), a CUDA device of compute capability 8.0 or newer with NVRTC, x dense channels_last
+    and 16-byte aligned, a compiled window and dtype, whole 16-byte vectors of channels in a group, and at most 32
+    of them a group."""
+    if not enabled(direction):
         return False
     spec = specialisation(x.dtype, kernel_size, stride, dilation)
     if spec is None or not x.is_cuda or weight.dtype != x.dtype:
@@ -240,7 +257,7 @@ def supports(x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: 
     lanes, rest = divmod(c // groups, spec.vector)
     if rest or lanes > 32 or lanes & (lanes - 1) or n > 65535 or x.numel() == 0 or weight.numel() == 0:
         return False
-    if torch.cuda.get_device_capability(x.device) < (8, 0):
+    if _capability(x.device) < (8, 0):
         return False
     if not nvrtc.available():
         nvrtc.warn_unavailable("the involution's aggregation")
