@@ -90,47 +90,42 @@ __device__ __forceinline__ long long kernel_elements(const Geometry& g) {
 
 // The kernel tile of the forward and of grad_W in shared memory: a slot of wstride elements for each of the block's
 // RT x PXT*P output pixels, holding the block's CBG*K*K kernel elements of that pixel at the same alignment as in
-// global memory (from element kernel_offset mod VW), so that 16-byte chunks map onto 16-byte chunks. One warp a
-// pixel, one lane a chunk.
+// global memory (from element kernel_offset mod VW), so that 16-byte chunks map onto 16-byte chunks. The block's
+// threads take the (pixel, chunk) pairs in turn, consecutive threads consecutive chunks of a pixel.
 __device__ void stage_kernel_tile(const elem_t* __restrict__ w, elem_t* tile, const Geometry& g, const Place& at) {
-    const int TW = g.PXT * P, chunks = g.wstride / VW, pixels = g.RT * TW;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+    const int TW = g.PXT * P, chunks = g.wstride / VW, items = g.RT * TW * chunks;
     const long long total = kernel_elements(g);
-    for (int p = warp; p < pixels; p += warps) {
+    for (int l = threadIdx.x; l < items; l += blockDim.x) {
+        const int p = l / chunks, k = l - p * chunks;
         const int r = p / TW;
         const int ho = at.row0 + r, wo = at.col0 + p - r * TW;
         const bool ok = ho < g.Ho && wo < g.Wo;
-        const long long base = ok ? kernel_offset(g, at.n, ho, wo, at.g0) & ~static_cast<long long>(VW - 1) : 0;
-        for (int k = lane; k < chunks; k += 32) {
-            const long long e = base + k * VW;
-            const int bytes = ok ? bytes_inside(e, total) : 0;
-            copy_async16(tile + p * g.wstride + k * VW, bytes ? w + e : w, bytes);
-        }
+        const long long e = (ok ? kernel_offset(g, at.n, ho, wo, at.g0) & ~static_cast<long long>(VW - 1) : 0) + k * VW;
+        const int bytes = ok ? bytes_inside(e, total) : 0;
+        copy_async16(tile + p * g.wstride + k * VW, bytes ? w + e : w, bytes);
     }
 }
 
 // Write the kernel tile (as stage_kernel_tile lays it out) to grad_W: whole 16-byte chunks as vectors, the chunks
-// a pixel's run shares with its neighbours' (another block may write those) element by element.
+// a pixel's run shares with its neighbours' (another block may write those) element by element; the (pixel, chunk)
+// pairs taken in turn by the block's threads, as in stage_kernel_tile.
 __device__ void write_kernel_tile(elem_t* __restrict__ gw, const elem_t* tile, const Geometry& g, const Place& at) {
-    const int TW = g.PXT * P, chunks = g.wstride / VW, pixels = g.RT * TW;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+    const int TW = g.PXT * P, chunks = g.wstride / VW, items = g.RT * TW * chunks;
     const long long run = static_cast<long long>(g.CB / g.GC) * KK;
-    for (int p = warp; p < pixels; p += warps) {
+    for (int l = threadIdx.x; l < items; l += blockDim.x) {
+        const int p = l / chunks, k = l - p * chunks;
         const int r = p / TW;
         const int ho = at.row0 + r, wo = at.col0 + p - r * TW;
         if (ho >= g.Ho || wo >= g.Wo) continue;
         const long long e0 = kernel_offset(g, at.n, ho, wo, at.g0);
-        const long long base = e0 & ~static_cast<long long>(VW - 1);
-        for (int k = lane; k < chunks; k += 32) {
-            const long long e = base + k * VW;
-            const elem_t* src = tile + p * g.wstride + k * VW;
-            if (e >= e0 && e + VW <= e0 + run) {
-                copy16(gw + e, src);
-            } else {
+        const long long e = (e0 & ~static_cast<long long>(VW - 1)) + k * VW;
+        const elem_t* src = tile + p * g.wstride + k * VW;
+        if (e >= e0 && e + VW <= e0 + run) {
+            copy16(gw + e, src);
+        } else {
 #pragma unroll
-                for (int v = 0; v < VW; ++v)
-                    if (e + v >= e0 && e + v < e0 + run) gw[e + v] = src[v];
-            }
+            for (int v = 0; v < VW; ++v)
+                if (e + v >= e0 && e + v < e0 + run) gw[e + v] = src[v];
         }
     }
 }
@@ -268,27 +263,27 @@ extern "C" __global__ void __launch_bounds__(MAX_THREADS, MIN_BLOCKS)
 
 // Kernel row i of the output pixels the block's input rows gather from, into buf: a slot of SLOT elements for each
 // (row of the block, output column wo_start + oc, group of the block), holding the K elements at the same alignment
-// as in global memory; zeros where the output pixel does not exist. One warp a (row, column), one lane a chunk.
+// as in global memory; zeros where the output pixel does not exist. The block's threads take the (pixel, group,
+// chunk) triples in turn (a pixel's run is only SLOT_CHUNKS chunks a group: one warp a pixel would leave most lanes
+// idle).
 __device__ void stage_gather_row(const elem_t* __restrict__ w, elem_t* buf, const Geometry& g, const Place& at, int i,
                                  int wo_start) {
-    const int CBG = g.CB / g.GC, pixels = g.RT * g.TWO;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+    const int CBG = g.CB / g.GC, pixel_chunks = CBG * SLOT_CHUNKS, items = g.RT * g.TWO * pixel_chunks;
     const long long total = kernel_elements(g);
-    for (int p = warp; p < pixels; p += warps) {
+    for (int l = threadIdx.x; l < items; l += blockDim.x) {
+        const int p = l / pixel_chunks, rest = l - p * pixel_chunks;
+        const int gl = rest / SLOT_CHUNKS, k = rest - gl * SLOT_CHUNKS;
         const int r = p / g.TWO;
         const int num = at.row0 + r + g.pad - i * D;
         const int ho = floor_div(num, S), wo = wo_start + p - r * g.TWO;
         const bool ok = floor_mod(num, S) == 0 && ho >= 0 && ho < g.Ho && wo >= 0 && wo < g.Wo;
-        for (int l = lane; l < CBG * SLOT_CHUNKS; l += 32) {
-            const int gl = l / SLOT_CHUNKS, k = l - gl * SLOT_CHUNKS;
-            long long e = 0;
-            int bytes = 0;
-            if (ok) {
-                e = ((kernel_offset(g, at.n, ho, wo, at.g0 + gl) + i * K) & ~static_cast<long long>(VW - 1)) + k * VW;
-                bytes = bytes_inside(e, total);
-            }
-            copy_async16(buf + (p * CBG + gl) * SLOT + k * VW, bytes ? w + e : w, bytes);
+        long long e = 0;
+        int bytes = 0;
+        if (ok) {
+            e = ((kernel_offset(g, at.n, ho, wo, at.g0 + gl) + i * K) & ~static_cast<long long>(VW - 1)) + k * VW;
+            bytes = bytes_inside(e, total);
         }
+        copy_async16(buf + (p * CBG + gl) * SLOT + k * VW, bytes ? w + e : w, bytes);
     }
 }
 

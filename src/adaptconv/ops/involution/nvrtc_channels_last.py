@@ -48,7 +48,7 @@ PIXELS = 7
 #: path) is compiled without the cap: at K 7 its forward in 16 bits would spill.
 MAX_THREADS = 256
 MIN_BLOCKS = 2
-#: a block's threads are a multiple of a warp (the kernels stage and write one warp a pixel)
+#: a block's threads are a multiple of a warp (the plan counts warps a multiprocessor)
 WARP = 32
 #: warps a multiprocessor that the plan counts as enough: what the registers allow (MAX_THREADS * MIN_BLOCKS)
 ENOUGH_WARPS = MAX_THREADS * MIN_BLOCKS // 32
