@@ -178,6 +178,18 @@ def test_autotune_switch(setting, tuned):
     assert (tile, fused, block) == ((tile_gpu, fused_gpu, block_gpu) if tuned else (1, 1, 1))
 
 
+def test_tuning_is_kept_on_disk_and_ignores_the_batch():
+    # A shape is tuned once on a machine (Triton's on-disk cache), and a new batch size tunes nothing: no autotuner's
+    # key names the batch or a sample stride. This process imported the kernels without the interpreter.
+    from adaptconv.ops.involution import triton_channels_last, triton_fused, triton_nchw
+
+    tuners = [triton_nchw.forward_kernel, triton_nchw.backward_kernel, triton_channels_last.forward_kernel,
+              triton_channels_last.backward_kernel, triton_fused.fused_forward_kernel]  # fmt: skip
+    for tuner in tuners:
+        assert tuner.cache_results, tuner.base_fn.__name__
+        assert not {"n", "batch", "N"} & set(tuner.keys) and not any(k.endswith("_n") for k in tuner.keys)
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_interpreted_wide_groups_in_every_layout(interpreter, layout):
     # 40 channels a group: two channel chunks in both kernel families (channels_last ones and the others)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .triton_common import KEY, backward_bases, channel_mask, int64, tuning_configs
+from .triton_common import AUTOTUNE_OPTIONS, KEY, backward_bases, channel_mask, int64, tuning_configs
 
 
 @triton.jit
@@ -70,7 +70,7 @@ CONFIGS = tuning_configs(GPU_CONFIGS, triton.Config({"BLOCK_P": 64, "DEFER_TAP_S
 KERNELS = ("forward_kernel", "backward_kernel")
 
 
-@triton.autotune(configs=CONFIGS, key=[*KEY, "sx_c", "sw_c", "sy_c"])
+@triton.autotune(configs=CONFIGS, key=[*KEY, "sx_c", "sw_c", "sy_c"], **AUTOTUNE_OPTIONS)
 @triton.jit
 def forward_kernel(
     x_ptr, w_ptr, y_ptr,
@@ -116,7 +116,7 @@ def forward_kernel(
         tl.store(y_ptrs, tl.sum(acc, axis=1).to(y_ptr.dtype.element_ty), mask=p_mask[:, None] & cm[None, :])
 
 
-@triton.autotune(configs=CONFIGS, key=[*KEY, "sgy_c", "sx_c", "sw_c", "sgx_c", "sgw_c"])
+@triton.autotune(configs=CONFIGS, key=[*KEY, "sgy_c", "sx_c", "sw_c", "sgx_c", "sgw_c"], **AUTOTUNE_OPTIONS)
 @triton.jit
 def backward_kernel(
     gy_ptr, x_ptr, w_ptr, gx_ptr, gw_ptr,

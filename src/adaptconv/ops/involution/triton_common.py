@@ -5,13 +5,14 @@ Offsets inside one sample are int32 unless WIDE (then int64); the sample offset 
 
 from __future__ import annotations
 
+import inspect
 import os
 
 import triton
 import triton.language as tl
 
-__all__ = ["INTERPRETED", "KEY", "backward_bases", "channel_mask", "int64", "pixel_offsets", "tile", "tile_config",
-           "tile_offsets", "tuning_configs"]  # fmt: skip
+__all__ = ["AUTOTUNE_OPTIONS", "INTERPRETED", "KEY", "backward_bases", "channel_mask", "int64", "pixel_offsets",
+           "tile", "tile_config", "tile_offsets", "tuning_configs"]  # fmt: skip
 
 
 @triton.jit
@@ -83,6 +84,11 @@ def tuning_configs(gpu: list[triton.Config], interpreted: triton.Config) -> list
 def tile_config(block_h: int, block_w: int, warps: int) -> triton.Config:
     return triton.Config({"BLOCK_H": block_h, "BLOCK_W": block_w}, num_warps=warps)
 
+
+#: The autotuners' options: their results kept in Triton's on-disk cache (``cache_results``, Triton 3.2 and newer), so
+#: that a shape is tuned once on a machine, not again in every process (a new training run, each validation). The key
+#: holds no batch size: a new batch size or a partial batch tunes nothing.
+AUTOTUNE_OPTIONS = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
 
 # The autotuners' key: the shape and window (each family adds the strides that tell layouts apart).
 KEY = ["group_channels", "groups", "height", "width", "height_out", "width_out", "K", "STRIDE", "PAD", "DIL"]

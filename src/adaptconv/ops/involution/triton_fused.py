@@ -10,7 +10,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .triton_common import KEY, channel_mask, int64, tile, tile_config, tile_offsets, tuning_configs
+from .triton_common import AUTOTUNE_OPTIONS, KEY, channel_mask, int64, tile, tile_config, tile_offsets, tuning_configs
 
 # Smaller tiles for the fused kernel: it also holds a (BLOCK_R, pixels) tile of reduced features.
 GPU_FUSED_CONFIGS = [tile_config(*t) for t in [(4, 16, 4), (2, 16, 4), (2, 32, 4), (4, 8, 2)]]
@@ -25,7 +25,7 @@ def _span_chunk(r_tile, s_ptr, tap, reduced_channels, ss_t, ss_r, r0, BLOCK_R: t
     return tl.sum(r_tile * span[:, None], axis=0)
 
 
-@triton.autotune(configs=FUSED_CONFIGS, key=[*KEY, "reduced_channels", "sx_c", "sr_c", "sy_c"])
+@triton.autotune(configs=FUSED_CONFIGS, key=[*KEY, "reduced_channels", "sx_c", "sr_c", "sy_c"], **AUTOTUNE_OPTIONS)
 @triton.jit
 def fused_forward_kernel(
     x_ptr, r_ptr, s_ptr, b_ptr, y_ptr,

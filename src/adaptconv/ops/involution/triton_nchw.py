@@ -19,6 +19,7 @@ import triton
 import triton.language as tl
 
 from .triton_common import (
+    AUTOTUNE_OPTIONS,
     KEY,
     backward_bases,
     channel_mask,
@@ -36,7 +37,7 @@ GPU_CONFIGS = [tile_config(*t) for t in [(4, 16, 4), (2, 32, 4), (4, 32, 8), (4,
 CONFIGS = tuning_configs(GPU_CONFIGS, tile_config(8, 16, 1))
 
 
-@triton.autotune(configs=CONFIGS, key=[*KEY, "sx_c", "sw_c", "sy_c"])
+@triton.autotune(configs=CONFIGS, key=[*KEY, "sx_c", "sw_c", "sy_c"], **AUTOTUNE_OPTIONS)
 @triton.jit
 def forward_kernel(
     x_ptr, w_ptr, y_ptr,
@@ -86,7 +87,7 @@ def forward_kernel(
         tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=c_mask[:, None] & out_mask[None, :])
 
 
-@triton.autotune(configs=CONFIGS, key=[*KEY, "sgy_c", "sx_c", "sw_c", "sgx_c", "sgw_c"])
+@triton.autotune(configs=CONFIGS, key=[*KEY, "sgy_c", "sx_c", "sw_c", "sgx_c", "sgw_c"], **AUTOTUNE_OPTIONS)
 @triton.jit
 def backward_kernel(
     gy_ptr, x_ptr, w_ptr, gx_ptr, gw_ptr,
