@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU measurements behind the README's "Speed" section, in one command (run from the repository root):
 #
-#     bash benchmarks/gpu_suite.sh [OUT_DIR] [PART ...]    # parts: tests models modes fused latency op profile
-#                                                       bound scnet
+#     bash benchmarks/gpu_suite.sh [OUT_DIR] [PART ...]    # parts: tests models modes fused latency first op
+#                                                       profile bound scnet
 #                                                       (default: all)
 #
 # tests:   the GPU tests (pytest -m gpu; one tile shape a kernel, see tests/conftest.py), log in OUT_DIR/gpu_tests.log
@@ -12,6 +12,7 @@
 # fused:   RedNet-50 with fused kernel generation, and also with its stem recomputed in the backward pass, against
 #          the stored-kernel path, same settings
 # latency: inference at batch 1
+# first:   the first-call cost (kernel compiles and tuning) of RedNet-50 and ResNet-50 at 128 px, cold and warm caches
 # op:      the aggregation alone at RedNet-50's layer shapes against the copy bandwidth (and the fused-op bench)
 # profile: one training step of RedNet-50, SCNet-50 and ResNet-50 by kernel category, eager and compiled
 # bound:   RedNet-50 with an aggregation, span conv + aggregation, and whole involutions that cost nothing, then with
@@ -29,7 +30,7 @@ set -uo pipefail
 out=${1:-benchmarks/results}
 mkdir -p "$out"
 shift || true
-parts=${*:-tests models modes fused latency op profile bound scnet}
+parts=${*:-tests models modes fused latency first op profile bound scnet}
 export TRITON_CACHE_AUTOTUNING=1 PYTHONUNBUFFERED=1
 bench() { python -m adaptconv.cli.main benchmark "$@" --output "$out" --overwrite --plot; }
 script() { local name=$1; shift; python -m "benchmarks.$name" "$@" --output "$out"; }  # a script of benchmarks/
@@ -44,6 +45,7 @@ for part in $parts; do
            bench rednet50 --mode reduce-overhead --name rednet50-reduce-overhead || status=1 ;;
     fused) bench rednet50+fused rednet50+fused+recompute --name rednet50-variants || status=1 ;;
     latency) bench rednet50 scnet50 --task inference --batch-size 1 --name latency || status=1 ;;
+    first) script first_call || status=1 ;;
     op) script involution_op || status=1
         script involution_fused || status=1 ;;
     profile) script profile_step --models rednet50 scnet50 resnet50 || status=1
@@ -73,7 +75,7 @@ for part in $parts; do
            script stride_pool --window 4 || status=1
            script free_calibration --task train --name reduce-overhead-train || status=1
            script free_calibration --task inference --name reduce-overhead-inference || status=1 ;;
-    *) echo "unknown part '$part': choose from tests models modes fused latency op profile bound scnet" >&2
+    *) echo "unknown part '$part': choose from tests models modes fused latency first op profile bound scnet" >&2
        exit 2 ;;
   esac
 done

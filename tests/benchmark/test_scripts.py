@@ -142,5 +142,5 @@ def test_gpu_suite_calls_every_script_with_flags_it_accepts(tmp_path):
             args = importlib.import_module(argv[1]).parser().parse_args(argv[2:])
             called.add(argv[1].removeprefix("benchmarks."))
         assert Path(args.output) == out, argv
-    assert called == {"involution_op", "involution_fused", "profile_step", "profile_roles", "free_aggregation",
-                      "free_calibration", "stride_pool", "scnet_block"}  # fmt: skip
+    assert called == {"first_call", "involution_op", "involution_fused", "profile_step", "profile_roles",
+                      "free_aggregation", "free_calibration", "stride_pool", "scnet_block"}  # fmt: skip
