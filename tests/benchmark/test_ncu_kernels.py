@@ -29,5 +29,5 @@ def test_summary_has_one_row_per_launch_with_numbers(tmp_path):
     assert [r["Duration [us]"] for r in rows] == [100.5 + i for i in range(8)]
     assert all(r["Grid Size"] == 12544 for r in rows)
     assert all("Shared Memory Configuration Size [Kbyte]" not in r for r in rows)  # only the listed metrics
-    assert [r["case"] for r in rows] == ["/".join(map(str, ncu_kernels.CASES[i // 4])) for i in range(8)]
+    assert [r["case"] for r in rows] == ["/".join(map(str, ncu_kernels.CASES["triton"][i // 4])) for i in range(8)]
     assert rows[1]["kernel"] == "backward_kernel"
