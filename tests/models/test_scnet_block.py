@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+import timm
 import torch
 import torch.nn as nn
 
@@ -50,10 +51,15 @@ def _gradients(block: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v for k, v in ghost.state_dict().items() if not k.endswith(stats)}
 
 
+@pytest.mark.parametrize(("recompute", "layout"), [(False, "nchw"), (True, "nchw"), (True, "channels_last")],
+                         ids=["plain", "recompute", "recompute-channels_last"])  # fmt: skip
 @pytest.mark.parametrize("block", list(BLOCKS))
-def test_merged_block_trains_like_the_official_layers(block):
+def test_merged_block_trains_like_the_official_layers(block, recompute, layout):
     merged, official = _pair(*BLOCKS[block])
+    merged.recompute_calibration = recompute  # the calibration computed again in the backward pass
     x = torch.randn(3, BLOCKS[block][0], 17, 22, dtype=torch.float64)
+    if layout == "channels_last":
+        x, merged = x.to(memory_format=torch.channels_last), merged.to(memory_format=torch.channels_last)
     outs, grads = [], []
     for m in (merged, official):
         m.train()
@@ -148,6 +154,25 @@ def test_loading_a_state_dict_with_a_part_missing_names_it():
         merged.load_state_dict(state)
     result = merged.load_state_dict(state, strict=False)
     assert result.missing_keys == ["conv1.weight"] and result.unexpected_keys == ["conv1_a.weight"]
+
+
+def test_recomputation_keeps_only_k4s_input_beyond_a_resnet_bottleneck():
+    from benchmarks.saved_memory import saved_bytes_per_image  # the repository's benchmarks/, not the package
+
+    kwargs = dict(num_classes=10, layers=(1, 1, 1, 1))
+    plain, recomputed = (adaptconv.models.SCNet(recompute_calibration=r, **kwargs) for r in (False, True))
+    resnet = timm.create_model("resnet50", num_classes=10, layers=(1, 1, 1, 1))
+    saved = [saved_bytes_per_image(m, (3, 64, 64), 2) for m in (resnet, plain, recomputed)]
+    assert saved[2] < saved[1]
+    # per block, K4's input: half the width at the 3x3 stage's input size (64 px in: 16 px at layer1 and layer2's
+    # input, then 8 and 4), float32
+    extra = sum(c * side * side * 4 for c, side in ((32, 16), (64, 16), (128, 8), (256, 4)))
+    assert saved[2] - saved[0] == extra, (saved, extra)
+
+
+def test_recomputation_needs_the_merged_layers():
+    with pytest.raises(ValueError, match="recompute_calibration=True needs SCNet's merged layers"):
+        adaptconv.models.SCNet(layers=(1, 1, 1, 1), official_layers=True, recompute_calibration=True)
 
 
 def test_group_norm_is_refused():

@@ -34,12 +34,14 @@ TASKS = ("inference", "train")
 #: ``rednet50+fused+recompute`` also recomputes its stem in the backward pass; ``scnet50+fused_gate`` computes the
 #: calibration gates with the fused op instead of the official code's separate ops (the default, which
 #: ``scnet50+unfused`` names explicitly); ``scnet50+official`` builds the official code's layers one by one instead
-#: of the merged ones (``scnet50+official+unfused``: the official code's layers and ops)
+#: of the merged ones (``scnet50+official+unfused``: the official code's layers and ops);
+#: ``scnet50+recompute_calibration`` recomputes each block's calibration in the backward pass
 VARIANTS: dict[str, tuple[str, dict]] = {
     "fused": ("rednet", dict(fused_involution=True)),
     "recompute": ("rednet", dict(recompute_stem=True)),
     "unfused": ("scnet", dict(fused_calibration=False)),
     "fused_gate": ("scnet", dict(fused_calibration=True)),
+    "recompute_calibration": ("scnet", dict(recompute_calibration=True)),
     "official": ("scnet", dict(official_layers=True)),
 }
 

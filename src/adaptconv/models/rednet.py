@@ -7,19 +7,17 @@ A ResNet whose bottleneck 3x3 convs are replaced by 7x7 involutions, with a stem
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn as nn
 from timm.models import register_model
 from timm.models.resnet import ResNet
 from torch import Tensor
-from torch.utils.checkpoint import checkpoint
 
 from ..layers import LayerType, conv_norm_act
 from ..ops import Involution2d
 from ._blocks import ResidualBottleneck, check_block_options, place
 from ._builder import build_model, timm_default_cfgs
+from .recompute import recomputed
 from .stems import check_stem, small_input_stem
 
 __all__ = ["InvolutionBottleneck", "RedNet", "RedNetStem", "rednet_stem"]
@@ -105,31 +103,7 @@ class RedNetStem(nn.Sequential):
         return x
 
     def _recomputed(self, x: Tensor) -> Tensor:
-        calls = []
-
-        def run(inp: Tensor) -> Tensor:
-            calls.append(None)
-            if len(calls) == 1:
-                return self.layers(inp)
-            with _running_stats_kept(self):
-                return self.layers(inp)
-
-        return checkpoint(run, x, use_reentrant=False)
-
-
-@contextlib.contextmanager
-def _running_stats_kept(module: nn.Module):
-    """Put every batch norm's running statistics back as they were, after a recomputation updated them again."""
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    saved = [[b.clone() for b in (m.running_mean, m.running_var, m.num_batches_tracked)] for m in norms]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for m, (mean, var, count) in zip(norms, saved, strict=True):
-                m.running_mean.copy_(mean)
-                m.running_var.copy_(var)
-                m.num_batches_tracked.copy_(count)
+        return recomputed(self.layers, self, x)
 
 
 def rednet_stem(

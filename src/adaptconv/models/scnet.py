@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from timm.models import register_model
 from timm.models.resnet import ResNet
 from torch import Tensor
@@ -20,6 +21,7 @@ from ..ops import SelfCalibratedConv2d, SelfCalibration
 from ._blocks import ResidualBottleneck, check_block_options
 from ._builder import build_model, timm_default_cfgs
 from .merged_layers import keep_separate_keys
+from .recompute import recomputed
 from .stems import check_stem, small_input_stem
 
 __all__ = ["OfficialSCBottleneck", "SCBottleneck", "SCNet"]
@@ -52,6 +54,11 @@ def _same_layout(part: Tensor, whole: Tensor) -> Tensor:
 torch.fx.wrap("_same_layout")
 
 
+def _hooked(module: nn.Module) -> bool:
+    """Whether a forward hook or pre-hook sits on ``module`` or one of its submodules."""
+    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
+
+
 class _SCBlock(ResidualBottleneck):
     """What both forms of the SC bottleneck share: timm's block signature and options, the half width, the stride of
     the 3x3 stage, the avd pool and ``finish``; a form adds its layers in :meth:`layers`."""
@@ -79,11 +86,13 @@ class _SCBlock(ResidualBottleneck):
         pooling: str = "avg",
         upsampling: str = "nearest",
         gate_identity: bool = True,
+        recompute_calibration: bool = False,
         device=None,
         dtype=None,
     ) -> None:
         super().__init__()
         check_block_options(type(self).__name__, cardinality, reduce_first, aa_layer, attn_layer)
+        self.recompute_calibration = recompute_calibration
         self.avd = avd and stride > 1
         half = int(planes * base_width / 64)
         calibration = dict(pooling_r=pooling_r, norm_layer=norm_layer, fused=fused_calibration, pooling=pooling,
@@ -116,6 +125,13 @@ class SCBottleneck(_SCBlock):
     With ``avd`` and a stride, the 3x3 stage runs at stride 1 and a 3x3 average pool (stride 2) follows it.
     ``pooling_r``, ``pooling``, ``upsampling``, ``gate_identity`` and ``fused_calibration`` are the calibration's
     (``SelfCalibration``; the last is its ``fused``). ``norm_layer`` must normalise each channel on its own.
+
+    ``recompute_calibration=True``: a training forward keeps none of the calibration's activations (K3's and K2's
+    outputs, the gate): the backward pass computes the calibrated half again from conv1's output
+    (``recompute.recomputed``; batch norm's running statistics move once), and K1 and K4 run as two convs on the two
+    halves (slices of ``conv2``'s weight), so that K1's input is read from conv1's output, not from a copy. What a
+    block keeps beyond a ResNet bottleneck of its width is then K4's input alone. Same function, parameters and
+    state_dict; under ``torch.compile`` the compiler decides what to keep.
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -136,17 +152,35 @@ class SCBottleneck(_SCBlock):
     def branch(self, x: Tensor) -> Tensor:
         t = self.act(self.bn1(self.conv1(x)))
         halves = t.split(self.half, 1)  # one autograd node: its backward is one concatenation
-        b = _same_layout(halves[1], t)
         in_place = not torch.is_grad_enabled()
         if not torch.jit.is_scripting():
             # compiled graphs: inductor places the halves itself; a hook on scconv may keep the b it was given
             hooked = bool(self.scconv._forward_hooks or self.scconv._forward_pre_hooks)
             in_place = in_place and not torch.compiler.is_compiling() and not hooked
+            # (a recomputation would run the hooks of the calibration's modules twice)
+            if self.recompute_calibration and self.training and not in_place and not torch.compiler.is_compiling():
+                if not _hooked(self.scconv):
+                    return self._recomputed_branch(halves[0], halves[1])
+        b = _same_layout(halves[1], t)
         if in_place:  # the calibrated half replaces b in t's memory (b is not read again)
             self.scconv(b, out=halves[1])
         else:
             t = torch.cat([halves[0], self.scconv(b)], 1)
         return self.avd_layer(self.act(self.bn2(self.conv2(t))))
+
+    def _recomputed_branch(self, a: Tensor, b: Tensor) -> Tensor:
+        """The 3x3 stage in training with the calibration recomputed in the backward pass (``recompute_calibration``):
+        the calibration reads b where it lies in conv1's output (the fused op's kernels take a contiguous copy), and
+        K1 and K4 are two convs, so that neither half is copied into a buffer the backward pass keeps."""
+        if self.scconv.fused:
+            b = b.contiguous(memory_format=torch.channels_last if a.is_contiguous(memory_format=torch.channels_last)
+                             else torch.contiguous_format)  # fmt: skip
+        calibrated = recomputed(self.scconv, self.scconv, b)
+        conv = self.conv2
+        k1, k4 = conv.weight.split(self.half)
+        out = torch.cat([F.conv2d(a, k1, None, conv.stride, conv.padding, conv.dilation),
+                         F.conv2d(calibrated, k4, None, conv.stride, conv.padding, conv.dilation)], 1)  # fmt: skip
+        return self.avd_layer(self.act(self.bn2(out)))
 
 
 class OfficialSCBottleneck(_SCBlock):
@@ -158,6 +192,8 @@ class OfficialSCBottleneck(_SCBlock):
 
     def layers(self, inplanes: int, half: int, stride: int, dilation: int, norm_layer: LayerType,
                calibration: dict) -> None:  # fmt: skip
+        if self.recompute_calibration:
+            raise ValueError("recompute_calibration=True needs SCNet's merged layers: leave official_layers False")
         d = dilation
         self.conv1_a = nn.Conv2d(inplanes, half, 1, bias=False)
         self.bn1_a = norm_layer(half)
@@ -185,7 +221,9 @@ class SCNet(ResNet):
     against 9652; docs/scnet_speed.md). Same function and parameters either way. ``pooling_r``,
     ``calibration_pooling``, ``calibration_upsampling`` and ``calibration_gate_identity`` set every block's
     self-calibrated conv (its ``pooling_r``, ``pooling``, ``upsampling``, ``gate_identity``; defaults: the official
-    code's). ``stem="cifar"``: the small-input stem (``stems.small_input_stem``).
+    code's). ``recompute_calibration=True``: each block computes its calibration again in the backward pass instead
+    of keeping its activations (``SCBottleneck``; less training memory for more work). ``stem="cifar"``: the
+    small-input stem (``stems.small_input_stem``).
     """
 
     official_key_rules: tuple[tuple[str, str], ...] = ()  # the official names are ours
@@ -200,6 +238,7 @@ class SCNet(ResNet):
         calibration_pooling: str = "avg",
         calibration_upsampling: str = "nearest",
         calibration_gate_identity: bool = True,
+        recompute_calibration: bool = False,
         stem: str = "imagenet",
         official_layers: bool = False,
         block_args: dict | None = None,
@@ -207,7 +246,8 @@ class SCNet(ResNet):
     ) -> None:
         block_args = dict(block_args or {}, fused_calibration=fused_calibration, pooling_r=pooling_r,
                           pooling=calibration_pooling, upsampling=calibration_upsampling,
-                          gate_identity=calibration_gate_identity)  # fmt: skip
+                          gate_identity=calibration_gate_identity,
+                          recompute_calibration=recompute_calibration)  # fmt: skip
         super().__init__(
             block=OfficialSCBottleneck if official_layers else SCBottleneck, layers=layers, base_width=base_width,
             zero_init_last=zero_init_last, block_args=block_args, **kwargs,
