@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from adaptconv.benchmark.harness import Setting, create, input_batches, timed_step
+from adaptconv.benchmark.harness import LAYOUTS, Setting, create, input_batches, timed_step
 
 from . import flags, record
 
@@ -60,7 +60,7 @@ def measure_process(model_name: str, batch: int, img_size: int, dtype: str, layo
                     device: str) -> list[dict]:  # fmt: skip
     """The steps of :data:`STEPS` for one model in this process: first and steady seconds of each."""
     start = time.perf_counter()
-    model = create(model_name).to(device, memory_format=torch.channels_last if layout == "channels_last" else None)
+    model = create(model_name).to(device, memory_format=LAYOUTS[layout])
     build_s = time.perf_counter() - start
     rows = []
     for label, task, size in STEPS:

@@ -175,6 +175,23 @@ def test_switch_rejects_other_values(monkeypatch):
         launcher.enabled("forward")
 
 
+def test_kernels_that_do_not_build_leave_the_calls_to_triton_with_one_warning(monkeypatch):
+    # e.g. a GPU newer than the installed NVRTC: the compile fails once, a warning says so, Triton serves
+    calls = []
+
+    def fail(*args):
+        calls.append(args)
+        raise nvrtc.CompileError("aggregation_channels_last.cu", ("--gpu-architecture=sm_999",), "unknown arch")
+
+    monkeypatch.setattr(nvrtc, "get_function", fail)
+    monkeypatch.setattr(launcher, "_BUILT", {})
+    spec = launcher.Specialisation(torch.bfloat16, 7, 1, 1)
+    with pytest.warns(RuntimeWarning, match="could not be built for GPU 0: .*the Triton kernels serve instead"):
+        assert not launcher.built(spec, torch.device("cuda", 0))
+    assert not launcher.built(spec, torch.device("cuda", 0))  # tried once
+    assert len(calls) == 1
+
+
 @pytest.mark.gpu
 @needs_nvrtc
 def test_switch_decides_which_directions_run_here(monkeypatch):

@@ -16,6 +16,7 @@ import ctypes
 import functools
 import math
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +32,9 @@ __all__ = [
     "Tile",
     "aggregate",
     "aggregate_backward",
+    "built",
     "choose_tile",
+    "enabled",
     "launch_plan",
     "plan",
     "specialisation",
@@ -262,7 +265,32 @@ def supports(x: Tensor, weight: Tensor, kernel_size: int, stride: int, padding: 
     if not nvrtc.available():
         nvrtc.warn_unavailable("the involution's aggregation")
         return False
-    return True
+    return built(spec, x.device)
+
+
+#: (specialisation, device index) -> whether its module compiled and loaded there
+_BUILT: dict[tuple[Specialisation, int], bool] = {}
+
+
+def built(spec: Specialisation, device: torch.device) -> bool:
+    """Whether ``spec``'s kernels compile and load on ``device`` (tried once a process; a GPU newer than this NVRTC,
+    for one, fails): where they do not, one warning, and the Triton kernels serve."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    key = (spec, index)
+    if key not in _BUILT:
+        try:
+            nvrtc.get_function(source(), spec.defines(), "aggregate_forward", torch.device("cuda", index))
+            _BUILT[key] = True
+        except (nvrtc.CompileError, RuntimeError, OSError) as exc:
+            _BUILT[key] = False
+            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            warnings.warn(
+                f"the involution's CUDA C++ kernels ({spec}) could not be built for GPU {index}: {first_line}; the "
+                f"Triton kernels serve instead (set {ENV_SWITCH}=0 to skip the attempt)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return _BUILT[key]
 
 
 def _launch(kernel: str, spec: Specialisation, launch: Launch, *tensors: Tensor) -> None:
