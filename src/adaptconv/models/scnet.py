@@ -160,7 +160,9 @@ class SCBottleneck(_SCBlock):
             # (a recomputation would run the hooks of the calibration's modules twice)
             if self.recompute_calibration and self.training and not in_place and not torch.compiler.is_compiling():
                 if not _hooked(self.scconv):
-                    return self._recomputed_branch(halves[0], halves[1])
+                    # the fused op's kernels take contiguous maps; the official ops read b where it lies
+                    b = _same_layout(halves[1], t) if self.scconv.fused else halves[1]
+                    return self._recomputed_branch(halves[0], b)
         b = _same_layout(halves[1], t)
         if in_place:  # the calibrated half replaces b in t's memory (b is not read again)
             self.scconv(b, out=halves[1])
@@ -169,12 +171,9 @@ class SCBottleneck(_SCBlock):
         return self.avd_layer(self.act(self.bn2(self.conv2(t))))
 
     def _recomputed_branch(self, a: Tensor, b: Tensor) -> Tensor:
-        """The 3x3 stage in training with the calibration recomputed in the backward pass (``recompute_calibration``):
-        the calibration reads b where it lies in conv1's output (the fused op's kernels take a contiguous copy), and
-        K1 and K4 are two convs, so that neither half is copied into a buffer the backward pass keeps."""
-        if self.scconv.fused:
-            b = b.contiguous(memory_format=torch.channels_last if a.is_contiguous(memory_format=torch.channels_last)
-                             else torch.contiguous_format)  # fmt: skip
+        """The 3x3 stage in training with the calibration of b recomputed in the backward pass
+        (``recompute_calibration``), and K1 and K4 as two convs, so that neither half is copied into a buffer the
+        backward pass keeps."""
         calibrated = recomputed(self.scconv, self.scconv, b)
         conv = self.conv2
         k1, k4 = conv.weight.split(self.half)
