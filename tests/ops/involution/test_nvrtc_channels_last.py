@@ -41,9 +41,26 @@ def test_every_specialisation_compiles_for_sm90_without_spills(spec):
     cubin, log = nvrtc._compile(launcher.source(), nvrtc.compile_options(spec.defines(), "sm_90"))
     assert cubin[:4] == b"\x7fELF"
     entries = re.findall(r"Compiling entry function '(\w+)'", log)
-    assert sorted(entries) == ["aggregate_backward_input", "aggregate_backward_weight", "aggregate_forward"]
-    assert re.findall(r"(\d+) bytes spill stores", log) == ["0"] * 3, log
-    assert re.findall(r"(\d+) bytes stack frame", log) == ["0"] * 3, log
+    assert sorted(entries) == sorted(ENTRY_POINTS)
+    assert re.findall(r"(\d+) bytes spill stores", log) == ["0"] * len(ENTRY_POINTS), log
+    assert re.findall(r"(\d+) bytes stack frame", log) == ["0"] * len(ENTRY_POINTS), log
+
+
+#: every entry point of the source: the forward, grad_x, and grad_w for each number of threads a group
+ENTRY_POINTS = ["aggregate_forward", "aggregate_backward_input", "aggregate_backward_weight_any",
+                *(f"aggregate_backward_weight_{lanes}" for lanes in launcher.UNROLLED_LANES)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("dtype", "group_channels", "entry"), [
+    (torch.bfloat16, 16, "aggregate_backward_weight_2"), (torch.float32, 16, "aggregate_backward_weight_4"),
+    (torch.float16, 128, "aggregate_backward_weight_16"), (torch.bfloat16, 8, "aggregate_backward_weight_any"),
+    (torch.float32, 128, "aggregate_backward_weight_any"),
+])  # fmt: skip
+def test_grad_w_entry_point_follows_the_threads_of_a_group(dtype, group_channels, entry):
+    spec = launcher.Specialisation(dtype, 7, 1, 1)
+    assert launcher.entry_point("backward_weight", spec, group_channels) == entry
+    assert launcher.entry_point("forward", spec, group_channels) == "aggregate_forward"
+    assert launcher.entry_point("backward_input", spec, group_channels) == "aggregate_backward_input"
 
 
 def test_geometry_struct_matches_the_kernels():
@@ -235,10 +252,11 @@ def check(outputs, x, weight, grad, conf):
 
 
 def kernels_run(fn) -> set[str]:
+    """The names of the kernels ``fn`` ran, grad_w's entry points under one name."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         fn()
         torch.cuda.synchronize()
-    return {e.name for e in prof.events()}
+    return {re.sub(r"^aggregate_backward_weight_\w+$", "aggregate_backward_weight", e.name) for e in prof.events()}
 
 
 NVRTC_KERNELS = {"aggregate_forward", "aggregate_backward_weight", "aggregate_backward_input"}

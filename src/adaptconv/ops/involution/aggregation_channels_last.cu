@@ -206,30 +206,21 @@ extern "C" __global__ void __launch_bounds__(MAX_THREADS, MIN_BLOCKS)
 }
 
 // grad_W[n, ho, wo, g, i*K + j] = sum_{c in g} grad_y[n, ho, wo, c] * x[n, ho*S + i*D - pad, wo*S + j*D - pad, c]:
-// the forward's threads and x reads, grad_y's P vectors in registers; each thread sums its VW channels, the GC / VW
-// threads of a group (adjacent lanes) add their sums by shuffles (a fixed butterfly) into the kernel tile in shared
-// memory, which the block then writes out as 16-byte vectors.
-extern "C" __global__ void __launch_bounds__(MAX_THREADS, MIN_BLOCKS)
-    aggregate_backward_weight(const elem_t* __restrict__ gy, const elem_t* __restrict__ x, elem_t* __restrict__ gw,
-                              const Geometry g) {
-    extern __shared__ __align__(16) unsigned char smem[];
-    elem_t* tile = reinterpret_cast<elem_t*>(smem);
-    const Place at = place(g);
+// the forward's threads and x reads, grad_y's P vectors in registers; each thread sums its VW channels, the
+// LANES = GC / VW threads of a group (adjacent lanes) add their sums by shuffles (a fixed butterfly) into the kernel
+// tile in shared memory, which the block then writes out as 16-byte vectors. LANES is a compile-time constant (an
+// entry point each, below; 0: the run-time count GC / VW): with a run-time count the butterfly was a loop of its own around each tap's shuffles (in
+// the sm_90 machine code at K 7 in bfloat16: 204 branches and 112 convergence barriers against 59 and 63, 3224
+// instructions against 2720), which kept the taps from overlapping.
+template <int LANES>
+__device__ __forceinline__ void backward_weight_rows(const elem_t* __restrict__ x, elem_t* tile, const Geometry& g,
+                                                     const Place& at, const int (&ofs)[P], const float (&gyv)[P][VW]) {
     const int ho = at.row0 + at.rt, wf = at.col0 + at.px * P;
-    const int lanes = g.GC / VW;  // threads of a group: a power of two <= 32
     const unsigned lane = threadIdx.x & 31u;
+    const int lanes = LANES > 0 ? LANES : g.GC / VW;  // threads of a group: a power of two <= 32
     const unsigned group_mask =
         lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1u) << (lane & ~static_cast<unsigned>(lanes - 1));
-    int ofs[P];
-    tile_offsets(g, at, ofs);
-
-    float gyv[P][VW];
-    const elem_t* gyrow = gy + (static_cast<long long>(at.n) * g.Ho + ho) * g.Wo * g.C + at.c0 + at.cv * VW;
-#pragma unroll
-    for (int q = 0; q < P; ++q)
-        load_vec_global(gyrow + static_cast<long long>(wf + q) * g.C, ho < g.Ho && wf + q < g.Wo, gyv[q]);
     const elem_t* xc = x + static_cast<long long>(at.n) * g.H * g.W * g.C + at.c0 + at.cv * VW;
-
 #pragma unroll 1
     for (int i = 0; i < K; ++i) {
         const int hin = ho * S + i * D - g.pad;
@@ -249,7 +240,12 @@ extern "C" __global__ void __launch_bounds__(MAX_THREADS, MIN_BLOCKS)
                     float sum = 0.f;
 #pragma unroll
                     for (int v = 0; v < VW; ++v) sum = fmaf(xv[v], gyv[q][v], sum);
-                    for (int m = 1; m < lanes; m <<= 1) sum += __shfl_xor_sync(group_mask, sum, m);
+                    if constexpr (LANES > 0) {
+#pragma unroll
+                        for (int m = 1; m < LANES; m <<= 1) sum += __shfl_xor_sync(group_mask, sum, m);
+                    } else {
+                        for (int m = 1; m < lanes; m <<= 1) sum += __shfl_xor_sync(group_mask, sum, m);
+                    }
                     // Every thread of the group holds the same sum (a butterfly of commutative additions) and writes
                     // it: the same value to one address, and no per-lane predicate to keep in registers.
                     tile[ofs[q] + i * K + j] = from_float(sum);
@@ -257,8 +253,45 @@ extern "C" __global__ void __launch_bounds__(MAX_THREADS, MIN_BLOCKS)
             }
         }
     }
+}
+
+template <int LANES>
+__device__ __forceinline__ void backward_weight(const elem_t* __restrict__ gy, const elem_t* __restrict__ x,
+                                                elem_t* __restrict__ gw, const Geometry& g) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    elem_t* tile = reinterpret_cast<elem_t*>(smem);
+    const Place at = place(g);
+    const int ho = at.row0 + at.rt, wf = at.col0 + at.px * P;
+    int ofs[P];
+    tile_offsets(g, at, ofs);
+
+    float gyv[P][VW];
+    const elem_t* gyrow = gy + (static_cast<long long>(at.n) * g.Ho + ho) * g.Wo * g.C + at.c0 + at.cv * VW;
+#pragma unroll
+    for (int q = 0; q < P; ++q)
+        load_vec_global(gyrow + static_cast<long long>(wf + q) * g.C, ho < g.Ho && wf + q < g.Wo, gyv[q]);
+    backward_weight_rows<LANES>(x, tile, g, at, ofs, gyv);
     __syncthreads();
     write_kernel_tile(gw, tile, g, at);
+}
+
+// Entry points for 2, 4, 8 and 16 threads a group (LANES = GC / VW; the launcher picks
+// aggregate_backward_weight_<LANES>), each with its own register allocation (one kernel switching between them
+// spilled), and aggregate_backward_weight_any, the run-time loop, for 1 and 32 (unrolled, those spilled a register).
+#define BACKWARD_WEIGHT_ENTRY(LANES)                                                                            \
+    extern "C" __global__ void __launch_bounds__(MAX_THREADS, MIN_BLOCKS) aggregate_backward_weight_##LANES(    \
+        const elem_t* __restrict__ gy, const elem_t* __restrict__ x, elem_t* __restrict__ gw, const Geometry g) { \
+        backward_weight<LANES>(gy, x, gw, g);                                                                   \
+    }
+BACKWARD_WEIGHT_ENTRY(2)
+BACKWARD_WEIGHT_ENTRY(4)
+BACKWARD_WEIGHT_ENTRY(8)
+BACKWARD_WEIGHT_ENTRY(16)
+
+extern "C" __global__ void __launch_bounds__(MAX_THREADS, MIN_BLOCKS)
+    aggregate_backward_weight_any(const elem_t* __restrict__ gy, const elem_t* __restrict__ x, elem_t* __restrict__ gw,
+                                  const Geometry g) {
+    backward_weight<0>(gy, x, gw, g);
 }
 
 // Kernel row i of the output pixels the block's input rows gather from, into buf: a slot of SLOT elements for each

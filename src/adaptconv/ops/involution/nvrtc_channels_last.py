@@ -35,6 +35,7 @@ __all__ = [
     "built",
     "choose_tile",
     "enabled",
+    "entry_point",
     "launch_plan",
     "plan",
     "specialisation",
@@ -293,8 +294,22 @@ def built(spec: Specialisation, device: torch.device) -> bool:
     return _BUILT[key]
 
 
+#: the grad_w entry points compiled for a fixed number of threads a group (the others: ``_any``)
+UNROLLED_LANES = (2, 4, 8, 16)
+
+
+def entry_point(kernel: str, spec: Specialisation, group_channels: int) -> str:
+    """The name of ``kernel``'s entry point in the source: grad_w has one for each number of threads a group in
+    :data:`UNROLLED_LANES` and ``aggregate_backward_weight_any`` for the rest."""
+    if kernel != "backward_weight":
+        return f"aggregate_{kernel}"
+    lanes = group_channels // spec.vector
+    return f"aggregate_backward_weight_{lanes if lanes in UNROLLED_LANES else 'any'}"
+
+
 def _launch(kernel: str, spec: Specialisation, launch: Launch, *tensors: Tensor) -> None:
-    function = nvrtc.get_function(source(), spec.defines(), f"aggregate_{kernel}", tensors[0].device)
+    name = entry_point(kernel, spec, launch.geometry.GC)
+    function = nvrtc.get_function(source(), spec.defines(), name, tensors[0].device)
     args = [ctypes.c_void_p(t.data_ptr()) for t in tensors]
     function.launch(launch.grid, launch.block, launch.smem, [*args, launch.geometry])
 
