@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
             for kernel in KERNELS:
                 plan = launcher.launch_plan(kernel, spec, x, w, conf[2])
                 g = plan.geometry
-                us = totals.get(launcher.entry_point(kernel, spec, g.GC))
+                us = totals.get(launcher.entry_point(kernel, g.GC))
                 rows.append(dict(layer=layer, dtype=dtype, kernel=kernel, us=us,
                                  CB=g.CB, PXT=g.PXT, RT=g.RT, threads=plan.block[0], smem=plan.smem,
                                  blocks=plan.grid[0] * plan.grid[1]))  # fmt: skip

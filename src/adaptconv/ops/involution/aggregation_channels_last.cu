@@ -216,10 +216,14 @@ template <int LANES>
 __device__ __forceinline__ void backward_weight_rows(const elem_t* __restrict__ x, elem_t* tile, const Geometry& g,
                                                      const Place& at, const int (&ofs)[P], const float (&gyv)[P][VW]) {
     const int ho = at.row0 + at.rt, wf = at.col0 + at.px * P;
-    const unsigned lane = threadIdx.x & 31u;
     const int lanes = LANES > 0 ? LANES : g.GC / VW;  // threads of a group: a power of two <= 32
-    const unsigned group_mask =
-        lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1u) << (lane & ~static_cast<unsigned>(lanes - 1));
+    // Every thread of the warp runs every tap (the blocks are whole warps, and no thread leaves the loops early), so
+    // the unrolled shuffles name the whole warp: with a group's mask the compiler wrapped each in a convergence
+    // barrier. The run-time loop keeps the group's mask (its iterations differ between groups only in count: none).
+    const unsigned lane = threadIdx.x & 31u;
+    const unsigned mask = LANES > 0 || lanes == 32
+                              ? 0xffffffffu
+                              : ((1u << lanes) - 1u) << (lane & ~static_cast<unsigned>(lanes - 1));
     const elem_t* xc = x + static_cast<long long>(at.n) * g.H * g.W * g.C + at.c0 + at.cv * VW;
 #pragma unroll 1
     for (int i = 0; i < K; ++i) {
@@ -242,9 +246,9 @@ __device__ __forceinline__ void backward_weight_rows(const elem_t* __restrict__ 
                     for (int v = 0; v < VW; ++v) sum = fmaf(xv[v], gyv[q][v], sum);
                     if constexpr (LANES > 0) {
 #pragma unroll
-                        for (int m = 1; m < LANES; m <<= 1) sum += __shfl_xor_sync(group_mask, sum, m);
+                        for (int m = 1; m < LANES; m <<= 1) sum += __shfl_xor_sync(mask, sum, m);
                     } else {
-                        for (int m = 1; m < lanes; m <<= 1) sum += __shfl_xor_sync(group_mask, sum, m);
+                        for (int m = 1; m < lanes; m <<= 1) sum += __shfl_xor_sync(mask, sum, m);
                     }
                     // Every thread of the group holds the same sum (a butterfly of commutative additions) and writes
                     // it: the same value to one address, and no per-lane predicate to keep in registers.
@@ -275,18 +279,15 @@ __device__ __forceinline__ void backward_weight(const elem_t* __restrict__ gy, c
     write_kernel_tile(gw, tile, g, at);
 }
 
-// Entry points for 2, 4, 8 and 16 threads a group (LANES = GC / VW; the launcher picks
-// aggregate_backward_weight_<LANES>), each with its own register allocation (one kernel switching between them
-// spilled), and aggregate_backward_weight_any, the run-time loop, for 1 and 32 (unrolled, those spilled a register).
-#define BACKWARD_WEIGHT_ENTRY(LANES)                                                                            \
-    extern "C" __global__ void __launch_bounds__(MAX_THREADS, MIN_BLOCKS) aggregate_backward_weight_##LANES(    \
-        const elem_t* __restrict__ gy, const elem_t* __restrict__ x, elem_t* __restrict__ gw, const Geometry g) { \
-        backward_weight<LANES>(gy, x, gw, g);                                                                   \
-    }
-BACKWARD_WEIGHT_ENTRY(2)
-BACKWARD_WEIGHT_ENTRY(4)
-BACKWARD_WEIGHT_ENTRY(8)
-BACKWARD_WEIGHT_ENTRY(16)
+// Two entry points: aggregate_backward_weight_gc16 for groups of 16 channels (RedNet's; LANES = 16 / VW, the
+// butterfly unrolled, at stride 1: at stride 2 a thread reads 19 columns a row, and unrolled it spilled registers in
+// 16 bits) and aggregate_backward_weight_any, the run-time loop, for the others (unrolled, some of them spilled;
+// one kernel switching between unrolled forms spilled too).
+extern "C" __global__ void __launch_bounds__(MAX_THREADS, MIN_BLOCKS)
+    aggregate_backward_weight_gc16(const elem_t* __restrict__ gy, const elem_t* __restrict__ x,
+                                   elem_t* __restrict__ gw, const Geometry g) {
+    backward_weight<S == 1 ? 16 / VW : 0>(gy, x, gw, g);
+}
 
 extern "C" __global__ void __launch_bounds__(MAX_THREADS, MIN_BLOCKS)
     aggregate_backward_weight_any(const elem_t* __restrict__ gy, const elem_t* __restrict__ x, elem_t* __restrict__ gw,

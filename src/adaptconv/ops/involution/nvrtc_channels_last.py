@@ -294,21 +294,20 @@ def built(spec: Specialisation, device: torch.device) -> bool:
     return _BUILT[key]
 
 
-#: the grad_w entry points compiled for a fixed number of threads a group (the others: ``_any``)
-UNROLLED_LANES = (2, 4, 8, 16)
+#: the group width (channels) whose grad_w entry point has its shuffles unrolled (RedNet's); others: ``_any``
+UNROLLED_GROUP_CHANNELS = 16
 
 
-def entry_point(kernel: str, spec: Specialisation, group_channels: int) -> str:
-    """The name of ``kernel``'s entry point in the source: grad_w has one for each number of threads a group in
-    :data:`UNROLLED_LANES` and ``aggregate_backward_weight_any`` for the rest."""
+def entry_point(kernel: str, group_channels: int) -> str:
+    """The name of ``kernel``'s entry point in the source: grad_w has ``aggregate_backward_weight_gc16`` for groups
+    of :data:`UNROLLED_GROUP_CHANNELS` channels and ``aggregate_backward_weight_any`` for the others."""
     if kernel != "backward_weight":
         return f"aggregate_{kernel}"
-    lanes = group_channels // spec.vector
-    return f"aggregate_backward_weight_{lanes if lanes in UNROLLED_LANES else 'any'}"
+    return "aggregate_backward_weight_" + ("gc16" if group_channels == UNROLLED_GROUP_CHANNELS else "any")
 
 
 def _launch(kernel: str, spec: Specialisation, launch: Launch, *tensors: Tensor) -> None:
-    name = entry_point(kernel, spec, launch.geometry.GC)
+    name = entry_point(kernel, launch.geometry.GC)
     function = nvrtc.get_function(source(), spec.defines(), name, tensors[0].device)
     args = [ctypes.c_void_p(t.data_ptr()) for t in tensors]
     function.launch(launch.grid, launch.block, launch.smem, [*args, launch.geometry])
