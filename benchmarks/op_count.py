@@ -17,7 +17,7 @@ from collections import Counter
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from adaptconv.benchmark import DTYPES, baseline_for
+from adaptconv.benchmark import DTYPES
 from adaptconv.benchmark.harness import create
 
 from . import flags, record
@@ -65,22 +65,18 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     dtype = DTYPES[args.dtype]
-    cache: dict[str, dict[str, Counter[str]]] = {}
     rows = []
-    for name in args.models:
-        base = baseline_for(name)
-        for m in (base, name):
-            if m not in cache:
-                cache[m] = count_step(m, args.batch_size, args.img_size, dtype)
+    measure = lambda m: count_step(m, args.batch_size, args.img_size, dtype)  # noqa: E731
+    for name, base, counts, base_counts in record.against_baselines(args.models, measure):
         row = dict(model=name, baseline=base)
         for part in ("forward", "backward"):
-            (ops, books), (base_ops, base_books) = _split(cache[name][part]), _split(cache[base][part])
+            (ops, books), (base_ops, base_books) = _split(counts[part]), _split(base_counts[part])
             row.update({f"{part}_ops": ops, f"{part}_bookkeeping": books, f"baseline_{part}_ops": base_ops,
                         f"baseline_{part}_bookkeeping": base_books,
                         f"{part}_ratio": round(ops / base_ops, 3)})  # fmt: skip
         row["step_ratio"] = round((row["forward_ops"] + row["backward_ops"]) /
                                   (row["baseline_forward_ops"] + row["baseline_backward_ops"]), 3)  # fmt: skip
-        row["top_operators"] = dict((cache[name]["forward"] + cache[name]["backward"]).most_common(12))
+        row["top_operators"] = dict((counts["forward"] + counts["backward"]).most_common(12))
         rows.append(row)
     path = record.write(args, "cpu", rows)
     print(f"operators of a training step, {args.img_size}px, batch {args.batch_size}, {args.dtype} -> {path}")

@@ -13,11 +13,15 @@ import argparse
 import json
 import os
 import subprocess
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
-from adaptconv.benchmark import environment
+from adaptconv.benchmark import baseline_for, environment
 
-__all__ = ["VERSIONS", "git_commit", "load", "make", "markdown_table", "path", "write"]
+T = TypeVar("T")
+
+__all__ = ["VERSIONS", "against_baselines", "git_commit", "load", "make", "markdown_table", "path", "write"]
 
 #: the library versions a record carries (``cuda``: the CUDA that PyTorch was built with, on CUDA runs)
 VERSIONS = ("torch", "triton", "timm", "torchvision", "cuda", "python")
@@ -79,3 +83,15 @@ def markdown_table(headers: list[str], rows: list[list]) -> str:
     """A Markdown table: one header line, one line a row."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     return "\n".join([*lines, *("| " + " | ".join(str(v) for v in row) + " |" for row in rows)])
+
+
+def against_baselines(models: Iterable[str], measure: Callable[[str], T]) -> Iterator[tuple[str, str, T, T]]:
+    """(model, its baseline, the model's measurement, the baseline's) for each model, measuring each name once
+    (several models share a baseline)."""
+    cache: dict[str, T] = {}
+    for name in models:
+        base = baseline_for(name)
+        for m in (base, name):
+            if m not in cache:
+                cache[m] = measure(m)
+        yield name, base, cache[name], cache[base]

@@ -19,7 +19,7 @@ import itertools
 import torch
 import torch.nn as nn
 
-from adaptconv.benchmark import DTYPES, baseline_for
+from adaptconv.benchmark import DTYPES
 from adaptconv.benchmark.harness import create
 
 from . import flags, record
@@ -47,14 +47,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     dtype = DTYPES[args.dtype]  # autocast's dtype; None: fp32, no autocast
-    cache: dict[str, tuple[float, float]] = {}
     rows = []
-    for name in args.models:
-        base = baseline_for(name)
-        for m in (base, name):
-            if m not in cache:
-                cache[m] = activation_mib(m, args.batch_size, args.img_size, dtype)
-        (mib, stem), (base_mib, base_stem) = cache[name], cache[base]
+    measure = lambda m: activation_mib(m, args.batch_size, args.img_size, dtype)  # noqa: E731
+    for name, base, (mib, stem), (base_mib, base_stem) in record.against_baselines(args.models, measure):
         rows.append(dict(model=name, mib_per_image=round(mib, 2), stem_mib_per_image=round(stem, 2), baseline=base,
                          baseline_mib_per_image=round(base_mib, 2), baseline_stem_mib_per_image=round(base_stem, 2),
                          ratio=round(mib / base_mib, 3)))  # fmt: skip
