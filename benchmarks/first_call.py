@@ -47,6 +47,8 @@ def parser() -> flags.Parser:
 
 
 def _seconds(step, device: str) -> float:
+    """Wall-clock seconds of one call of ``step``, the device synchronised before and after: a first call's cost is
+    mostly host time (compiling, tuning), which ``timing.median_ms``'s queued CUDA events are not meant to time."""
     if device == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()

@@ -12,6 +12,7 @@ benchmarks/results/kernel_sass[-<name>]-cpu.json and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import tempfile
@@ -56,9 +57,19 @@ def loops(listing: list[tuple[int, str, str]]) -> list[dict]:
 
 def analyse(spec: launcher.Specialisation, arch: str) -> list[dict]:
     """One row per entry point of ``spec``'s module compiled for ``arch``."""
-    start = time.perf_counter()
-    cubin, log = nvrtc._compile(launcher.source(), nvrtc.compile_options(spec.defines(), arch))
-    compile_s = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as cache:  # an empty cache: compiled now, with ptxas's log
+        previous = os.environ.get(nvrtc.CACHE_ENV)
+        os.environ[nvrtc.CACHE_ENV] = cache
+        try:
+            start = time.perf_counter()
+            compiled = nvrtc.compile_cubin(launcher.source(), spec.defines(), arch)
+            compile_s = time.perf_counter() - start
+        finally:
+            if previous is None:
+                del os.environ[nvrtc.CACHE_ENV]
+            else:
+                os.environ[nvrtc.CACHE_ENV] = previous
+    cubin, log = compiled.cubin, compiled.log
     pattern = r"Compiling entry function '(\w+)'[\s\S]*?(\d+) bytes spill stores[\s\S]*?Used (\d+) registers"
     resources = {name: (int(spill), int(regs)) for name, spill, regs in re.findall(pattern, log)}
     rows = []

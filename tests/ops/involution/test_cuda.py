@@ -181,7 +181,10 @@ def test_autotune_switch(setting, tuned):
 def test_tuning_is_kept_on_disk_and_ignores_the_batch():
     # A shape is tuned once on a machine (Triton's on-disk cache), and a new batch size tunes nothing: no autotuner's
     # key names the batch or a sample stride. This process imported the kernels without the interpreter.
-    from adaptconv.ops.involution import triton_channels_last, triton_fused, triton_nchw
+    from adaptconv.ops.involution import triton_channels_last, triton_common, triton_fused, triton_nchw
+
+    # asked for by the kernels themselves (Triton's TRITON_CACHE_AUTOTUNING=1 would turn it on for all)
+    assert triton_common.AUTOTUNE_OPTIONS == {"cache_results": True}
 
     tuners = [triton_nchw.forward_kernel, triton_nchw.backward_kernel, triton_channels_last.forward_kernel,
               triton_channels_last.backward_kernel, triton_fused.fused_forward_kernel]  # fmt: skip

@@ -208,10 +208,10 @@ extern "C" __global__ void __launch_bounds__(MAX_THREADS, MIN_BLOCKS)
 // grad_W[n, ho, wo, g, i*K + j] = sum_{c in g} grad_y[n, ho, wo, c] * x[n, ho*S + i*D - pad, wo*S + j*D - pad, c]:
 // the forward's threads and x reads, grad_y's P vectors in registers; each thread sums its VW channels, the
 // LANES = GC / VW threads of a group (adjacent lanes) add their sums by shuffles (a fixed butterfly) into the kernel
-// tile in shared memory, which the block then writes out as 16-byte vectors. LANES is a compile-time constant (an
-// entry point each, below; 0: the run-time count GC / VW): with a run-time count the butterfly was a loop of its own around each tap's shuffles (in
-// the sm_90 machine code at K 7 in bfloat16: 204 branches and 112 convergence barriers against 59 and 63, 3224
-// instructions against 2720), which kept the taps from overlapping.
+// tile in shared memory, which the block then writes out as 16-byte vectors. LANES > 0: a compile-time count, the
+// butterfly unrolled over the whole warp; 0: the run-time count GC / VW and the group's mask, where the compiler puts
+// a convergence barrier around each tap's shuffles (sm_90, K 7, bfloat16: 3224 instructions with 112 barriers
+// against 1640 with none; `python -m benchmarks.kernel_sass`). The entry points are below.
 template <int LANES>
 __device__ __forceinline__ void backward_weight_rows(const elem_t* __restrict__ x, elem_t* tile, const Geometry& g,
                                                      const Place& at, const int (&ofs)[P], const float (&gyv)[P][VW]) {
